@@ -1,0 +1,196 @@
+"""Field types and validators shared by both kinds: regions, accounts, bucket names, enums."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated
+
+import boto3
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# The shape of every AWS region name across partitions (aws, aws-cn, aws-us-gov, iso…). The CRD carries
+# this pattern; the models additionally check the name against botocore's endpoint data.
+REGION_PATTERN = r"^[a-z]{2,4}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
+ACCOUNT_ID_PATTERN = r"^[0-9]{12}$"
+ORGANIZATION_ID_PATTERN = r"^o-[a-z0-9]{10,32}$"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
+REGION_PLACEHOLDER = "{region}"
+
+
+class Model(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields rejected (a typo is an error)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=True,
+        validate_default=True,
+    )
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows for CloudTrail, in every partition (read from local endpoint data)."""
+    session = boto3.session.Session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("cloudtrail", partition_name=partition)
+    )
+
+
+def _check_region(value: str) -> str:
+    if value not in known_regions():
+        raise ValueError(f"{value!r} is not an AWS region CloudTrail is available in")
+    return value
+
+
+Region = Annotated[str, Field(pattern=REGION_PATTERN), AfterValidator(_check_region)]
+AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)]
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 general-purpose bucket name, or None.
+
+    The rules of the S3 user guide, "General purpose bucket naming rules".
+    """
+    if not 3 <= len(name) <= 63:
+        return "must be 3 to 63 characters long"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name):
+        return (
+            "may hold only lowercase letters, digits, '.' and '-', "
+            "and must begin and end with a letter or digit"
+        )
+    if ".." in name or ".-" in name or "-." in name:
+        return "must not have two adjacent periods or a period next to a hyphen"
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        return "must not be formatted as an IP address"
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            return f"must not start with {prefix!r}"
+    for suffix in ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"):
+        if name.endswith(suffix):
+            return f"must not end with {suffix!r}"
+    return None
+
+
+def bucket_for_region(template: str, region: str) -> str:
+    """The bucket a region's trail delivers to: `{region}` in the template replaced by the region."""
+    return template.replace(REGION_PLACEHOLDER, region)
+
+
+def _check_bucket_template(value: str) -> str:
+    # The placeholder stands for a region; check the name with the longest region name in its place
+    # so that every substitution is known to be valid (region-specific checks happen on the spec).
+    longest = max(known_regions(), key=len) if REGION_PLACEHOLDER in value else ""
+    problem = bucket_name_problem(bucket_for_region(value, longest))
+    if problem:
+        raise ValueError(f"{value!r} is not a valid S3 bucket name: {problem}")
+    return value
+
+
+BucketTemplate = Annotated[
+    str,
+    Field(min_length=3, max_length=63 + 8, pattern=r"^[a-z0-9{][a-z0-9.{}-]*[a-z0-9}]$"),
+    AfterValidator(_check_bucket_template),
+]
+
+
+def _check_bucket(value: str) -> str:
+    problem = bucket_name_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} is not a valid S3 bucket name: {problem}")
+    return value
+
+
+BucketName = Annotated[
+    str,
+    Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"),
+    AfterValidator(_check_bucket),
+]
+
+
+def _check_s3_prefix(value: str) -> str:
+    if value.startswith("/") or value.endswith("/"):
+        raise ValueError("must not begin or end with '/'")
+    if "//" in value:
+        raise ValueError("must not contain an empty path segment ('//')")
+    segments = value.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        raise ValueError("must not contain '.' or '..' path segments")
+    # CloudTrail writes below <prefix>/AWSLogs/<account>/; a prefix that itself holds an AWSLogs segment
+    # would make this trail's write path overlap another writer's, which the bucket policy must not allow.
+    if "AWSLogs" in segments:
+        raise ValueError("must not contain an 'AWSLogs' segment: CloudTrail adds AWSLogs/ itself")
+    if any(ch in value for ch in "*?$\\{}") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain wildcards, '$', '\\', braces or control characters")
+    return value
+
+
+S3Prefix = Annotated[str, Field(max_length=200), AfterValidator(_check_s3_prefix)]
+
+
+class DriftPolicy(StrEnum):
+    CORRECT = "Correct"
+    REPORT = "Report"
+
+
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    READY = "Ready"
+    DRIFTED = "Drifted"
+    ERROR = "Error"
+    DELETING = "Deleting"
+
+
+class AccountRef(Model):
+    """Cross-account access: every AWS call of the resource goes through STS AssumeRole into this role."""
+
+    role_arn: Annotated[str | None, Field(pattern=ROLE_ARN_PATTERN)] = None
+    external_id: Annotated[str | None, Field(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")] = (
+        None
+    )
+
+
+class ObjectRef(Model):
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
+
+class Condition(Model):
+    """A Kubernetes-convention condition."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class DriftEntry(Model):
+    """One difference between the spec and what AWS holds."""
+
+    resource: str
+    field: str
+    desired: str
+    actual: str
+    detected_at: str | None = None
+    corrected: bool = False
+
+
+ResyncSeconds = Annotated[int, Field(ge=30, le=86400)]

@@ -1,0 +1,1 @@
+"""The `trailkeeper` command line."""
