@@ -10,6 +10,12 @@ import click
 from trailkeeper import __version__
 from trailkeeper.api.crd import crd_files
 from trailkeeper.api.manifests import Manifest, load_manifests
+from trailkeeper.aws.session import AwsSessions
+from trailkeeper.cli import operate
+from trailkeeper.cli.operate import configure_logging
+from trailkeeper.cli.pipeline import run_manifests
+from trailkeeper.core.plan import render_plan
+from trailkeeper.kube.config import OperatorConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,6 +66,194 @@ def crds(output_dir: Path | None) -> None:
     for name, content in files.items():
         (output_dir / name).write_text(content, encoding="utf-8")
         click.echo(f"wrote {output_dir / name}")
+
+
+aws_endpoint = click.option(
+    "--aws-endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    help="Send every AWS call here (a moto server, a proxy). Default: AWS itself.",
+)
+aws_region = click.option(
+    "--aws-region",
+    envvar="AWS_REGION",
+    default=None,
+    help="Region for STS and bucket look-ups (default: boto3's).",
+)
+
+
+def _sessions(endpoint: str | None, region: str | None) -> AwsSessions:
+    return AwsSessions(endpoint_url=endpoint, default_region=region)
+
+
+@cli.command()
+@manifest_files
+@click.option(
+    "--account-id",
+    default="123456789012",
+    show_default=True,
+    help="Account id to write into ARNs (plan is offline and cannot look it up).",
+)
+def plan(files: tuple[str, ...], account_id: str) -> None:
+    """Offline: the AWS documents each manifest becomes, as YAML."""
+    manifests = load_or_exit(files)
+    click.echo(render_plan(manifests, account_id=account_id), nl=False)
+
+
+@cli.command()
+@manifest_files
+@aws_endpoint
+@aws_region
+def apply(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None) -> None:
+    """One reconcile of the manifests straight against AWS, printing each change made."""
+    manifests = load_or_exit(files)
+    failed = False
+    for result in run_manifests(manifests, _sessions(aws_endpoint_url, aws_region), act=True):
+        if result.changes:
+            click.echo(f"{result.ref}:")
+            for change in result.changes:
+                click.echo(f"  {change}")
+        elif not result.failures:
+            click.echo(f"{result.ref}: no changes")
+        for failure in result.failures:
+            failed = True
+            click.echo(f"{result.ref}: error: {failure}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@manifest_files
+@aws_endpoint
+@aws_region
+def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None) -> None:
+    """Drift of the manifests against AWS. Exit 0: none, 2: drift, 1: error."""
+    manifests = load_or_exit(files)
+    drift = failed = False
+    for result in run_manifests(manifests, _sessions(aws_endpoint_url, aws_region), act=False):
+        for item in result.diffs:
+            drift = True
+            click.echo(
+                f"{result.ref}: {item.resource} {item.field}: desired {item.desired}, actual {item.actual}"
+            )
+        for failure in result.failures:
+            failed = True
+            click.echo(f"{result.ref}: error: {failure}", err=True)
+        if not result.diffs and not result.failures:
+            click.echo(f"{result.ref}: no drift")
+    sys.exit(1 if failed else 2 if drift else 0)
+
+
+@cli.command("run")
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch this namespace (repeatable).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (the default).")
+@click.option("--standalone", is_flag=True, help="No peering: do not coordinate with other replicas.")
+@click.option("--peering", default="trailkeeper", show_default=True, help="kopf peering object name.")
+@click.option(
+    "--liveness", default=None, help="Serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz."
+)
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
+@click.option(
+    "--resync-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply every object's resyncSeconds (below 1 only for demos and tests).",
+)
+@click.option("--max-workers", type=int, default=16, show_default=True, help="Concurrent reconciles.")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@aws_endpoint
+@aws_region
+def run_command(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    standalone: bool,
+    peering: str,
+    liveness: str | None,
+    metrics_port: int | None,
+    resync_scale: float,
+    max_workers: int,
+    log_format: str,
+    log_level: str,
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+) -> None:
+    """The operator (kopf) against the cluster in KUBECONFIG / the in-cluster config."""
+    if all_namespaces and namespaces:
+        raise click.UsageError("give either -A or -n, not both")
+    configure_logging(log_level, log_format)
+    config = OperatorConfig(
+        namespaces=namespaces,
+        resync_scale=resync_scale,
+        max_workers=max_workers,
+        peering=None if standalone else peering,
+        liveness_url=liveness,
+        metrics_port=metrics_port,
+    )
+    operate.run(config, endpoint_url=aws_endpoint_url, region=aws_region)
+
+
+@cli.command()
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".sandbox/kubeconfig"),
+    show_default=True,
+    help="Where to write the kubeconfig.",
+)
+@click.option(
+    "--port", type=int, default=8443, show_default=True, help="Port of the emulated Kubernetes API."
+)
+@click.option("--aws-port", type=int, default=5000, show_default=True, help="Port of the local moto AWS.")
+@click.option(
+    "--examples",
+    "examples_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("examples"),
+    show_default=True,
+    help="Manifests to apply at start.",
+)
+@click.option("--no-examples", is_flag=True, help="Apply nothing at start.")
+@click.option(
+    "--resync-scale",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Drift checks this much sooner than resyncSeconds, so a demo shows them.",
+)
+@click.option(
+    "--exit-when-ready",
+    is_flag=True,
+    hidden=True,
+    help="Stop once the examples are Ready (for tests of the sandbox itself).",
+)
+def sandbox(
+    kubeconfig: Path,
+    port: int,
+    aws_port: int,
+    examples_dir: Path,
+    no_examples: bool,
+    resync_scale: float,
+    exit_when_ready: bool,
+) -> None:
+    """A local emulated Kubernetes API + a local moto AWS + the operator, until interrupted."""
+    from trailkeeper.cli.sandbox import SandboxOptions, run_sandbox
+
+    configure_logging("WARNING", "plain")
+    options = SandboxOptions(
+        kubeconfig=kubeconfig,
+        port=port,
+        aws_port=aws_port,
+        examples=None if no_examples else examples_dir,
+        resync_scale=resync_scale,
+        exit_when_ready=exit_when_ready,
+    )
+    sys.exit(run_sandbox(options))
 
 
 def main() -> None:

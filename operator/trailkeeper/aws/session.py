@@ -1,0 +1,415 @@
+"""boto3 clients for every (service, region, account) the operator works in.
+
+One :class:`AwsSessions` is made at start-up and passed down to whatever talks to AWS; nothing
+here is a module-level singleton. It
+
+* caches one client per (service, region, account) — boto3 clients are thread-safe, making
+  them is not cheap, and the operator calls AWS from worker threads (``asyncio.to_thread``);
+* assumes a Trail's ``account.roleArn`` through STS and refreshes those credentials itself,
+  5 minutes before they expire, so a cached client never signs with expired credentials;
+* paces every call through the :class:`~trailkeeper.aws.ratelimit.RateLimiter` and records it
+  in the :class:`~trailkeeper.aws.calls.CallRecorder`, by event hooks on each client, so no
+  caller can forget either.
+
+Calls block (rate limiter, network): from async code, call through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+from botocore.loaders import Loader, create_loader
+
+from trailkeeper import __version__
+from trailkeeper.aws.calls import OUTCOME_OK, AwsCall, CallRecorder, is_mutating
+from trailkeeper.aws.ratelimit import RateLimiter, RateLimitTimeoutError
+
+if TYPE_CHECKING:
+    from botocore.awsrequest import AWSResponse
+    from botocore.model import OperationModel
+    from mypy_boto3_cloudtrail.client import CloudTrailClient
+    from mypy_boto3_ec2.client import EC2Client
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sts.client import STSClient
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "REFRESH_MARGIN_SECONDS",
+    "ROLE_SESSION_NAME",
+    "AccountRef",
+    "AwsSessions",
+    "is_mutating",
+]
+
+DEFAULT_MAX_ATTEMPTS = 5
+ROLE_SESSION_NAME = "trailkeeper"
+# Assumed-role credentials are replaced this long before they expire: long enough that a call
+# signed just before the refresh still reaches AWS in time, including its retries.
+REFRESH_MARGIN_SECONDS = 5 * 60
+DEFAULT_ACCOUNT_LABEL = "default"
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::(\d{12}):role/.+$")
+
+# Keys this module keeps in botocore's per-request context dict.
+_CTX_OPERATION = "trailkeeper.operation"
+_CTX_STARTED = "trailkeeper.started"
+_CTX_WAITED = "trailkeeper.waited"
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """The account to act in: assume ``role_arn`` (with ``external_id`` when the role's trust
+    policy requires one). ``None`` in its place means the operator's own credentials."""
+
+    role_arn: str
+    external_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _ROLE_ARN.match(self.role_arn):
+            raise ValueError(f"not an IAM role ARN: {self.role_arn!r}")
+
+    @classmethod
+    def from_spec(cls, role_arn: str | None, external_id: str | None = None) -> AccountRef | None:
+        """``None`` when no role is given (the spec's ``account.roleArn`` is null)."""
+        return cls(role_arn, external_id) if role_arn else None
+
+    @property
+    def arn_account(self) -> str:
+        """The account id written in the role ARN. A label for rate limits and call records;
+        the account the credentials really act in comes from :meth:`AwsSessions.account_id`."""
+        match = _ROLE_ARN.match(self.role_arn)
+        assert match is not None  # checked in __post_init__
+        return match.group(1)
+
+
+def account_label(account: AccountRef | None) -> str:
+    return account.arn_account if account else DEFAULT_ACCOUNT_LABEL
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _StaticProvider(CredentialProvider):
+    """Hands one credentials object (refreshing itself) to a botocore session."""
+
+    METHOD = "trailkeeper-assume-role"
+    CANONICAL_NAME = "TrailkeeperAssumeRole"
+
+    def __init__(self, credentials: RefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> RefreshableCredentials:
+        return self._credentials
+
+
+@functools.cache
+def _shared_loader() -> Loader:
+    """botocore's loader of service models, shared by every session made here.
+
+    Each botocore session otherwise parses the service JSON again (~0.1 s per client, more for
+    S3): one session per assumed role, and one AwsSessions per test, would pay that every time.
+    The models are static files, so sharing the cache cannot leak state between accounts.
+    """
+    return create_loader()
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+def _new_session(
+    region: str | None, credentials: RefreshableCredentials | None = None
+) -> boto3.session.Session:
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader())
+    if credentials is not None:
+        # Replace the whole credential chain: clients of this session must never fall back on
+        # the operator's own credentials.
+        core.register_component("credential_provider", CredentialResolver([_StaticProvider(credentials)]))
+    with _SESSION_LOCK:
+        session = boto3.session.Session(botocore_session=core, region_name=region)
+        # boto3 appends its own data directory to the loader's search path for every new
+        # session; with a shared loader the list would grow without end.
+        paths = _shared_loader().search_paths
+        paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
+class _CallHooks:
+    """Event handlers for one client: rate-limit before the call, record after it."""
+
+    def __init__(self, sessions: AwsSessions, service: str, region: str, account: str) -> None:
+        self._sessions = sessions
+        self._service = service
+        self._region = region
+        self._account = account
+
+    def register(self, client: Any) -> None:
+        events = client.meta.events
+        events.register("before-call", self.before_call)
+        events.register("after-call", self.after_call)
+        events.register("after-call-error", self.after_call_error)
+
+    def before_call(self, model: OperationModel, context: dict[str, Any], **_: Any) -> None:
+        operation = model.name
+        context[_CTX_OPERATION] = operation
+        try:
+            waited = self._sessions.rate_limiter.acquire(
+                self._account,
+                self._region,
+                self._service,
+                operation,
+                timeout=self._sessions.rate_limit_timeout,
+            )
+        except RateLimitTimeoutError as exc:
+            self._record(operation, type(exc).__name__, 0.0, exc.timeout)
+            raise
+        context[_CTX_WAITED] = waited
+        context[_CTX_STARTED] = time.perf_counter()
+
+    def after_call(
+        self,
+        http_response: AWSResponse,
+        parsed: dict[str, Any],
+        model: OperationModel,
+        context: dict[str, Any],
+        **_: Any,
+    ) -> None:
+        status = http_response.status_code
+        outcome = OUTCOME_OK if status < 300 else str(parsed.get("Error", {}).get("Code") or status)
+        self._finish(model.name, outcome, context)
+
+    def after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+        # No response at all (connection failure, timeout) after botocore's own retries.
+        self._finish(str(context.get(_CTX_OPERATION, "?")), type(exception).__name__, context)
+
+    def _finish(self, operation: str, outcome: str, context: dict[str, Any]) -> None:
+        started = context.get(_CTX_STARTED)
+        seconds = time.perf_counter() - started if isinstance(started, float) else 0.0
+        self._record(operation, outcome, seconds, float(context.get(_CTX_WAITED, 0.0)))
+
+    def _record(self, operation: str, outcome: str, seconds: float, waited: float) -> None:
+        recorder = self._sessions.recorder
+        if recorder is None:
+            return
+        recorder.record(
+            AwsCall(
+                service=self._service,
+                operation=operation,
+                region=self._region,
+                account=self._account,
+                outcome=outcome,
+                seconds=seconds,
+                mutating=is_mutating(operation),
+                waited=waited,
+            )
+        )
+
+
+class AwsSessions:
+    """Factory and cache of boto3 clients, per (service, region, account)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        default_region: str | None = None,
+        rate_limiter: RateLimiter | None = None,
+        recorder: CallRecorder | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        rate_limit_timeout: float | None = 120.0,
+        role_duration_seconds: int = 3600,
+        base_session: boto3.session.Session | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """
+        :param endpoint_url: send every call here (moto, a proxy); ``None`` leaves it to boto3,
+            which honours ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` itself.
+        :param default_region: region for STS and for calls that name none; falls back to
+            ``AWS_REGION`` and then to boto3's own resolution.
+        :param rate_limiter: defaults to :meth:`RateLimiter.from_env`.
+        :param max_attempts: botocore ``total_max_attempts`` (1 turns its retries off).
+        :param rate_limit_timeout: longest wait for a rate-limit token before the call fails
+            with :class:`RateLimitTimeoutError` (a throttle, to the error taxonomy).
+        :param clock: current time (aware), for credential expiry; injectable for tests.
+        """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._explicit_endpoint = endpoint_url
+        self._base = base_session or _new_session(None)
+        self.default_region: str | None = (
+            default_region or os.environ.get("AWS_REGION") or self._base.region_name or None
+        )
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter.from_env()
+        self.recorder = recorder
+        self.max_attempts = max_attempts
+        self.rate_limit_timeout = rate_limit_timeout
+        self.role_duration_seconds = role_duration_seconds
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._clock = clock
+        # One lock for all caches: boto3 sessions are not thread-safe while creating clients,
+        # and creation is rare (once per key), so contention does not matter.
+        self._lock = threading.RLock()
+        self._clients: dict[tuple[str, str, AccountRef | None], Any] = {}
+        self._role_sessions: dict[AccountRef, boto3.session.Session] = {}
+        self._account_ids: dict[AccountRef | None, str] = {}
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """Where calls go: the explicit endpoint, else ``AWS_ENDPOINT_URL``, else AWS."""
+        return self._explicit_endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+
+    # -- clients ---------------------------------------------------------------------------
+
+    @overload
+    def client(
+        self, service: Literal["cloudtrail"], region: str | None = ..., account: AccountRef | None = ...
+    ) -> CloudTrailClient: ...
+    @overload
+    def client(
+        self, service: Literal["s3"], region: str | None = ..., account: AccountRef | None = ...
+    ) -> S3Client: ...
+    @overload
+    def client(
+        self, service: Literal["sns"], region: str | None = ..., account: AccountRef | None = ...
+    ) -> SNSClient: ...
+    @overload
+    def client(
+        self, service: Literal["sts"], region: str | None = ..., account: AccountRef | None = ...
+    ) -> STSClient: ...
+    @overload
+    def client(
+        self, service: Literal["ec2"], region: str | None = ..., account: AccountRef | None = ...
+    ) -> EC2Client: ...
+    @overload
+    def client(self, service: str, region: str | None = ..., account: AccountRef | None = ...) -> Any: ...
+    def client(self, service: str, region: str | None = None, account: AccountRef | None = None) -> Any:
+        """The cached client for ``service`` in ``region`` acting in ``account``."""
+        region = region or self.default_region
+        if not region:
+            raise ValueError(f"no region for a {service} client: pass one or set AWS_REGION")
+        key = (service, region, account)
+        # Lock-free fast path: a dict read is atomic, and credential refreshes (which call STS
+        # from inside another client's request signing) must not queue behind client creation.
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                session = self._session_for(account)
+                # boto3-stubs types Session.client per literal service name only.
+                make_client: Callable[..., Any] = session.client
+                client = make_client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self._explicit_endpoint,
+                    config=self._config(service),
+                )
+                _CallHooks(self, service, region, account_label(account)).register(client)
+                self._clients[key] = client
+            return client
+
+    def _config(self, service: str) -> Config:
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            user_agent_extra=f"trailkeeper/{__version__}",
+        )
+        if service == "s3" and self.endpoint_url:
+            # A local endpoint has no per-bucket DNS names: address buckets in the path.
+            config = config.merge(Config(s3={"addressing_style": "path"}))
+        return config
+
+    # -- accounts and credentials ----------------------------------------------------------
+
+    def account_id(self, account: AccountRef | None = None) -> str:
+        """The 12-digit account the credentials for ``account`` act in (STS GetCallerIdentity,
+        asked once per account)."""
+        with self._lock:
+            cached = self._account_ids.get(account)
+        if cached is not None:
+            return cached
+        identity = self.client("sts", None, account).get_caller_identity()
+        account_id = identity["Account"]
+        with self._lock:
+            self._account_ids[account] = account_id
+        return account_id
+
+    def _session_for(self, account: AccountRef | None) -> boto3.session.Session:
+        if account is None:
+            return self._base
+        session = self._role_sessions.get(account)
+        if session is None:
+            session = _new_session(self.default_region, self._assumed_credentials(account))
+            self._role_sessions[account] = session
+        return session
+
+    def _assumed_credentials(self, account: AccountRef) -> RefreshableCredentials:
+        first = self._assume_role(account)
+        # botocore refreshes on its own once the clock is within the margin of expiry (it locks
+        # so that one thread refreshes while the others wait) and raises if that refresh fails.
+        return RefreshableCredentials(
+            access_key=first["access_key"],
+            secret_key=first["secret_key"],
+            token=first["token"],
+            expiry_time=datetime.fromisoformat(first["expiry_time"]),
+            refresh_using=lambda: self._assume_role(account),
+            method=_StaticProvider.METHOD,
+            time_fetcher=self._clock,
+            advisory_timeout=REFRESH_MARGIN_SECONDS,
+            mandatory_timeout=REFRESH_MARGIN_SECONDS,
+        )
+
+    def _assume_role(self, account: AccountRef) -> dict[str, str]:
+        """One STS AssumeRole, in the shape botocore's refreshable credentials take."""
+        sts = self.client("sts", None, None)
+        if account.external_id:
+            response = sts.assume_role(
+                RoleArn=account.role_arn,
+                RoleSessionName=ROLE_SESSION_NAME,
+                DurationSeconds=self.role_duration_seconds,
+                ExternalId=account.external_id,
+            )
+        else:
+            response = sts.assume_role(
+                RoleArn=account.role_arn,
+                RoleSessionName=ROLE_SESSION_NAME,
+                DurationSeconds=self.role_duration_seconds,
+            )
+        credentials = response["Credentials"]
+        expiration = credentials["Expiration"]
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=UTC)
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": expiration.isoformat(),
+        }
+
+    def close(self) -> None:
+        """Close every cached client's connection pool; the object stays usable."""
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()

@@ -1,0 +1,188 @@
+"""The bucket policy statements CloudTrail needs to deliver log files, as AWS documents them.
+
+Sources (AWS CloudTrail User Guide): "Amazon S3 bucket policy for CloudTrail", "Setting bucket policy for
+multiple accounts", "Creating a trail for an organization with the AWS CLI" (its bucket policy), and for the
+TLS-only statement the S3 User Guide's bucket policy examples (`aws:SecureTransport`), which the CIS AWS
+Foundations Benchmark also asks of log buckets.
+
+Each statement carries the owner's Sid for its purpose, so two Trails delivering into one bucket each keep
+their own statements and a merge never overwrites the other's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from trailkeeper.core.merge import merge_statements
+from trailkeeper.core.naming import (
+    PURPOSE_BUCKET_ACL_CHECK,
+    PURPOSE_BUCKET_WRITE,
+    PURPOSE_DENY_INSECURE_TRANSPORT,
+    PURPOSE_ORGANIZATION_WRITE,
+    PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK,
+    PURPOSE_SOURCE_ACCOUNTS_WRITE,
+    statement_sid,
+)
+
+# The CloudTrail service principal. The User Guide uses this name in every partition's examples.
+CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
+# CloudTrail writes every object with this canned ACL and the User Guide's write statement requires it,
+# so the bucket owner keeps full control of log files written on behalf of any account.
+BUCKET_OWNER_FULL_CONTROL = "bucket-owner-full-control"
+
+
+def bucket_arn(bucket: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def log_path_arn(bucket: str, key_prefix: str, path_owner: str, partition: str = "aws") -> str:
+    """The objects CloudTrail writes for one account or organization: `<bucket>/<prefix/>AWSLogs/<id>/*`."""
+    prefix = f"{key_prefix}/" if key_prefix else ""
+    return f"{bucket_arn(bucket, partition)}/{prefix}AWSLogs/{path_owner}/*"
+
+
+def _sorted_unique(values: Iterable[str]) -> list[str]:
+    # Stable text for equal inputs; the comparison itself is order-insensitive anyway. Each statement
+    # gets its own copy of such a list (list(...)) so that no two statements share a mutable value.
+    return sorted(set(values))
+
+
+def desired_bucket_statements(
+    *,
+    owner: str,
+    bucket: str,
+    key_prefix: str,
+    account_id: str,
+    trail_arns: list[str],
+    source_accounts: list[str],
+    organization_id: str | None,
+    partition: str = "aws",
+) -> list[dict[str, Any]]:
+    """The owner's statements for a bucket that the trails `trail_arns` (of `account_id`) deliver into.
+
+    `source_accounts` equal to `account_id` are left out: the bucket-write statement already covers them.
+    """
+    arns = _sorted_unique(trail_arns)
+    if not arns:
+        raise ValueError("a CloudTrail bucket policy needs the ARN of at least one trail delivering into it")
+    accounts = _sorted_unique(a for a in source_accounts if a != account_id)
+    the_bucket = bucket_arn(bucket, partition)
+    statements: list[dict[str, Any]] = [
+        # "Amazon S3 bucket policy for CloudTrail": CloudTrail first reads the bucket ACL to check it may
+        # write. As the guide's security best practice, aws:SourceArn limits this to our own trails.
+        {
+            "Sid": statement_sid(owner, PURPOSE_BUCKET_ACL_CHECK),
+            "Effect": "Allow",
+            "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
+            "Action": "s3:GetBucketAcl",
+            "Resource": the_bucket,
+            "Condition": {"StringEquals": {"aws:SourceArn": list(arns)}},
+        },
+        # Same guide: CloudTrail writes to <bucket>/<optional prefix>/AWSLogs/<account id>/* with the
+        # bucket-owner-full-control ACL; aws:SourceArn again names the trails allowed to write there.
+        {
+            "Sid": statement_sid(owner, PURPOSE_BUCKET_WRITE),
+            "Effect": "Allow",
+            "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
+            "Action": "s3:PutObject",
+            "Resource": log_path_arn(bucket, key_prefix, account_id, partition),
+            "Condition": {
+                "StringEquals": {
+                    "s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL,
+                    "aws:SourceArn": list(arns),
+                }
+            },
+        },
+    ]
+    if accounts:
+        # "Setting bucket policy for multiple accounts": one AWSLogs/<account>/* path per account whose
+        # trails deliver here. Those trails are not ours and their ARNs are unknown, so instead of
+        # aws:SourceArn the statements use aws:SourceAccount, the other global condition key the IAM
+        # guide's "confused deputy problem" page names for service principals: CloudTrail may act only on
+        # behalf of the listed accounts, never for a stranger who points a trail at this bucket.
+        statements.append(
+            {
+                "Sid": statement_sid(owner, PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK),
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
+                "Action": "s3:GetBucketAcl",
+                "Resource": the_bucket,
+                "Condition": {"StringEquals": {"aws:SourceAccount": list(accounts)}},
+            }
+        )
+        statements.append(
+            {
+                "Sid": statement_sid(owner, PURPOSE_SOURCE_ACCOUNTS_WRITE),
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
+                "Action": "s3:PutObject",
+                "Resource": [log_path_arn(bucket, key_prefix, account, partition) for account in accounts],
+                "Condition": {
+                    "StringEquals": {
+                        "s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL,
+                        "aws:SourceAccount": list(accounts),
+                    }
+                },
+            }
+        )
+    if organization_id:
+        # The organization trail bucket policy: member accounts' logs arrive under AWSLogs/<org id>/*
+        # (beside the management account's AWSLogs/<account id>/* granted above), written by the
+        # organization trail, named in aws:SourceArn.
+        statements.append(
+            {
+                "Sid": statement_sid(owner, PURPOSE_ORGANIZATION_WRITE),
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
+                "Action": "s3:PutObject",
+                "Resource": log_path_arn(bucket, key_prefix, organization_id, partition),
+                "Condition": {
+                    "StringEquals": {
+                        "s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL,
+                        "aws:SourceArn": list(arns),
+                    }
+                },
+            }
+        )
+    # S3 User Guide, "Examples of Amazon S3 bucket policies" (aws:SecureTransport): refuse every request
+    # made over plain HTTP, from anyone, to the bucket and its objects. CloudTrail always uses TLS.
+    statements.append(
+        {
+            "Sid": statement_sid(owner, PURPOSE_DENY_INSECURE_TRANSPORT),
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [the_bucket, f"{the_bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+    return statements
+
+
+def desired_bucket_policy(
+    *,
+    owner: str,
+    bucket: str,
+    key_prefix: str,
+    account_id: str,
+    trail_arns: list[str],
+    source_accounts: list[str],
+    organization_id: str | None,
+    partition: str = "aws",
+    existing: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The whole bucket policy: the owner's statements merged into `existing` (an empty policy by default)."""
+    statements = desired_bucket_statements(
+        owner=owner,
+        bucket=bucket,
+        key_prefix=key_prefix,
+        account_id=account_id,
+        trail_arns=trail_arns,
+        source_accounts=source_accounts,
+        organization_id=organization_id,
+        partition=partition,
+    )
+    merged = merge_statements(existing, owner, statements)
+    assert merged is not None  # the owner's statements are never empty
+    return merged

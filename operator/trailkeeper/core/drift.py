@@ -1,0 +1,259 @@
+"""Differences between what the spec wants and what AWS holds, compared by meaning, field by field.
+
+A difference names the resource (`trail/us-east-1`, `bucket/acme-audit`, …), the field in AWS's terms
+(`IsLogging`, `Statement[Trailkeeper…]`, `LifecycleRule[…]`) and both values rendered as short stable
+text, which is what status.drift shows. Values that AWS spells differently but that mean the same (an
+omitted empty list, a list in another order, a log group ARN with or without its `:*`) are not drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from trailkeeper.core.merge import lifecycle_rules_equal
+from trailkeeper.core.naming import owner_sids
+from trailkeeper.core.policy_document import canonical_json, document_statements, statements_equal
+from trailkeeper.core.trail_settings import DesiredTrail
+
+NONE_TEXT = "(none)"
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    resource: str
+    field: str
+    desired: str
+    actual: str
+
+
+class ObservedTrail(TypedDict, total=False):
+    """A trail as observed in AWS: what the AWS client puts together from several calls.
+
+    Keys keep the names of the AWS responses they come from; any key may be missing (moto, for one,
+    leaves out HomeRegion), and a missing key means the same as an empty value.
+    """
+
+    # cloudtrail.get_trail()["Trail"]
+    Name: str
+    TrailARN: str
+    HomeRegion: str
+    S3BucketName: str
+    S3KeyPrefix: str
+    SnsTopicName: str
+    SnsTopicARN: str
+    IncludeGlobalServiceEvents: bool
+    IsMultiRegionTrail: bool
+    LogFileValidationEnabled: bool
+    KmsKeyId: str
+    CloudWatchLogsLogGroupArn: str
+    CloudWatchLogsRoleArn: str
+    # cloudtrail.get_trail_status()["IsLogging"]
+    IsLogging: bool
+    # cloudtrail.get_event_selectors(): one of the two, the other absent
+    EventSelectors: list[dict[str, Any]]
+    AdvancedEventSelectors: list[dict[str, Any]]
+    # cloudtrail.get_insight_selectors()["InsightSelectors"]; [] when AWS answers InsightNotEnabledException
+    InsightSelectors: list[dict[str, Any]]
+    # cloudtrail.list_tags()["ResourceTagList"][0]["TagsList"] as {Key: Value}
+    Tags: dict[str, str]
+
+
+def _normalize(value: Any) -> Hashable:
+    """One hashable spelling per meaning: empties are None, lists are sets, bools stay distinct from ints."""
+    if value is None or value == "" or (isinstance(value, list | tuple | Mapping) and not value):
+        return None
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, Mapping):
+        items = frozenset((str(k), n) for k, v in value.items() if (n := _normalize(v)) is not None)
+        return items or None
+    if isinstance(value, list | tuple):
+        return frozenset(_normalize(v) for v in value)
+    if isinstance(value, int | float | str):
+        return value
+    return canonical_json(value)
+
+
+def _sort_key(value: Any) -> str:
+    return canonical_json(value)
+
+
+def _ordered(value: Any) -> Any:
+    """Lists sorted by their items' JSON, so the same set always renders as the same text."""
+    if isinstance(value, Mapping):
+        return {str(k): _ordered(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return sorted((_ordered(v) for v in value), key=_sort_key)
+    return value
+
+
+def render(value: Any) -> str:
+    """A value as status.drift shows it: "(none)" for nothing, true/false, compact stable JSON."""
+    if value is None or value == "" or (isinstance(value, list | tuple | Mapping) and not value):
+        return NONE_TEXT
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return canonical_json(_ordered(value))
+
+
+def values_equal(desired: Any, actual: Any) -> bool:
+    """Whether two values mean the same, with lists as sets and empty values as absent."""
+    return _normalize(desired) == _normalize(actual)
+
+
+def diff_values(resource: str, field: str, desired: Any, actual: Any) -> list[FieldDiff]:
+    """No entry when `desired` and `actual` mean the same, else one naming both."""
+    if values_equal(desired, actual):
+        return []
+    return [FieldDiff(resource, field, render(desired), render(actual))]
+
+
+def _log_group(arn: str | None) -> str | None:
+    # CloudTrail hands the log group back as "…:log-group:<name>:*"; with or without it, it is one group.
+    return arn.removesuffix(":*") if arn else arn
+
+
+def _topic_name(actual: Mapping[str, Any]) -> str | None:
+    topic = actual.get("SnsTopicARN") or actual.get("SnsTopicName")
+    return str(topic).rsplit(":", 1)[-1] if topic else None
+
+
+def _key_id(key: str) -> str:
+    return key.rsplit("/", 1)[-1] if key.startswith("arn:") else key
+
+
+def kms_key_matches(desired: str | None, actual: str | None) -> bool:
+    """Whether the trail's KMS key (CloudTrail reports a key ARN) is the one the spec names.
+
+    A key ARN and the key's bare id match each other. An alias cannot be resolved offline: a caller whose
+    spec names an alias resolves it first (kms:DescribeKey) and diffs `dataclasses.replace(desired,
+    kms_key_id=<key ARN>)`, else the alias never equals the ARN and shows as drift.
+    """
+    if not desired or not actual:
+        return not desired and not actual
+    if desired == actual:
+        return True
+    if "alias/" in desired or "alias/" in actual:
+        return False
+    return _key_id(desired) == _key_id(actual)
+
+
+def diff_trail(
+    desired: DesiredTrail, actual: Mapping[str, Any], resource: str | None = None
+) -> list[FieldDiff]:
+    """Every setting of an observed trail (an `ObservedTrail`) that differs from the desired one.
+
+    Tags are compared for the desired keys only: tags others put on the trail are theirs.
+    """
+    where = resource or f"trail/{desired.region}"
+    diffs: list[FieldDiff] = []
+    simple: list[tuple[str, Any, Any]] = [
+        ("S3BucketName", desired.bucket, actual.get("S3BucketName")),
+        ("S3KeyPrefix", desired.key_prefix, actual.get("S3KeyPrefix")),
+        ("SnsTopicName", desired.sns_topic_name, _topic_name(actual)),
+        (
+            "IncludeGlobalServiceEvents",
+            desired.include_global_service_events,
+            bool(actual.get("IncludeGlobalServiceEvents")),
+        ),
+        ("IsMultiRegionTrail", desired.is_multi_region, bool(actual.get("IsMultiRegionTrail"))),
+        (
+            "LogFileValidationEnabled",
+            desired.log_file_validation,
+            bool(actual.get("LogFileValidationEnabled")),
+        ),
+        (
+            "CloudWatchLogsLogGroupArn",
+            _log_group(desired.cloud_watch_logs_log_group_arn),
+            _log_group(actual.get("CloudWatchLogsLogGroupArn")),
+        ),
+        ("CloudWatchLogsRoleArn", desired.cloud_watch_logs_role_arn, actual.get("CloudWatchLogsRoleArn")),
+        ("IsLogging", desired.logging, bool(actual.get("IsLogging"))),
+    ]
+    for field, want, have in simple:
+        diffs.extend(diff_values(where, field, want, have))
+    if not kms_key_matches(desired.kms_key_id, actual.get("KmsKeyId")):
+        diffs.append(FieldDiff(where, "KmsKeyId", render(desired.kms_key_id), render(actual.get("KmsKeyId"))))
+    diffs.extend(diff_values(where, "EventSelectors", desired.event_selectors, actual.get("EventSelectors")))
+    diffs.extend(
+        diff_values(
+            where,
+            "AdvancedEventSelectors",
+            desired.advanced_event_selectors,
+            actual.get("AdvancedEventSelectors"),
+        )
+    )
+    diffs.extend(
+        diff_values(where, "InsightSelectors", desired.insight_selectors, actual.get("InsightSelectors"))
+    )
+    actual_tags = actual.get("Tags") or {}
+    for key in sorted(desired.tags):
+        diffs.extend(diff_values(where, f"Tags[{key}]", desired.tags[key], actual_tags.get(key)))
+    return diffs
+
+
+def diff_statements(
+    resource: str,
+    desired: list[dict[str, Any]],
+    actual_document: Mapping[str, Any] | None,
+    *,
+    owner: str | None = None,
+) -> list[FieldDiff]:
+    """One entry per desired statement that is missing from the policy or differs from it (by Sid).
+
+    With `owner`, also one per statement of the owner's that is in the policy but no longer desired (a
+    purpose dropped from the spec, like sourceAccounts emptied), which a merge will remove.
+    """
+    actual_by_sid: dict[str, list[Mapping[str, Any]]] = {}
+    for statement in document_statements(actual_document):
+        if isinstance(statement, Mapping) and isinstance(statement.get("Sid"), str):
+            actual_by_sid.setdefault(statement["Sid"], []).append(statement)
+    diffs: list[FieldDiff] = []
+    desired_sids: set[str] = set()
+    for statement in desired:
+        sid = str(statement.get("Sid"))
+        desired_sids.add(sid)
+        found = actual_by_sid.get(sid, [])
+        if found and all(statements_equal(statement, other) for other in found):
+            continue
+        actual_text = NONE_TEXT if not found else render(found[0] if len(found) == 1 else list(found))
+        diffs.append(FieldDiff(resource, f"Statement[{sid}]", render(statement), actual_text))
+    if owner is not None:
+        for sid in sorted(owner_sids(owner) - desired_sids):
+            for statement in actual_by_sid.get(sid, []):
+                diffs.append(FieldDiff(resource, f"Statement[{sid}]", NONE_TEXT, render(statement)))
+    return diffs
+
+
+def diff_lifecycle_rule(
+    resource: str, desired_rule: Mapping[str, Any], actual_rules: Iterable[Mapping[str, Any]] | None
+) -> list[FieldDiff]:
+    """An entry when the bucket's rule with the desired rule's ID is missing or means something else."""
+    rule_id = str(desired_rule.get("ID"))
+    found = [rule for rule in actual_rules or [] if rule.get("ID") == rule_id]
+    if found and all(lifecycle_rules_equal(desired_rule, rule) for rule in found):
+        return []
+    actual_text = NONE_TEXT if not found else render(found[0] if len(found) == 1 else found)
+    return [FieldDiff(resource, f"LifecycleRule[{rule_id}]", render(desired_rule), actual_text)]
+
+
+def to_drift_entries(diffs: Iterable[FieldDiff], detected_at: str, corrected: bool) -> list[dict[str, Any]]:
+    """The differences as status.drift entries (api.md: resource, field, desired, actual, detectedAt,
+    corrected)."""
+    return [
+        {
+            "resource": diff.resource,
+            "field": diff.field,
+            "desired": diff.desired,
+            "actual": diff.actual,
+            "detectedAt": detected_at,
+            "corrected": corrected,
+        }
+        for diff in diffs
+    ]

@@ -1,0 +1,1 @@
+"""The Kubernetes edge: kopf handlers, operator settings, and the emulated API of the sandbox."""

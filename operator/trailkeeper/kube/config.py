@@ -1,0 +1,50 @@
+"""Settings of the operator process (from the command line), and what its handlers share."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from trailkeeper.aws.session import AwsSessions
+from trailkeeper.reconcile.shared import KeyedLocks, Shared
+
+GROUP = "trailkeeper.io"
+VERSION = "v1alpha1"
+FINALIZER = "trailkeeper.io/finalizer"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    # Multiplies every object's resyncSeconds. 1 in production; demos and end-to-end tests shorten the
+    # drift-check period with it without breaking the API's lower bound of 30 s.
+    resync_scale: float = 1.0
+    max_workers: int = 16
+    peering: str | None = "trailkeeper"  # None: standalone, no peering
+    liveness_url: str | None = None
+    metrics_port: int | None = None
+
+    @property
+    def tick_seconds(self) -> float:
+        """How often each object's timer wakes to see whether its (jittered) drift check is due."""
+        return max(0.5, min(10.0, 30 * self.resync_scale / 4))
+
+
+def jittered_period(resync_seconds: int, scale: float, uid: str) -> float:
+    """The object's drift-check period, spread ±10 % by a stable hash of its uid.
+
+    A fleet of objects with one resyncSeconds would otherwise all sweep in the same second.
+    """
+    fraction = int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return resync_seconds * scale * (0.9 + 0.2 * fraction)
+
+
+@dataclass
+class Runtime:
+    """What every handler of one operator process shares."""
+
+    config: OperatorConfig
+    sessions: AwsSessions
+    shared: Shared = field(default_factory=Shared)
+    # One pass at a time per object: the timer and a change handler must not reconcile it together.
+    object_locks: KeyedLocks = field(default_factory=KeyedLocks)

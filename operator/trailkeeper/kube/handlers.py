@@ -1,0 +1,193 @@
+"""kopf handlers: parse what kopf hands over and delegate to `reconcile.passes` in a line or two.
+
+Handlers are synchronous on purpose: boto3 blocks, and kopf runs synchronous handlers in its thread pool
+(settings.execution.max_workers), so one slow region never blocks the event loop or other objects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from trailkeeper.kube.config import GROUP, VERSION, Runtime, jittered_period
+from trailkeeper.reconcile.passes import (
+    ObjectRef,
+    PassReport,
+    Trigger,
+    retention_deletion,
+    retention_pass,
+    retention_targets_changed,
+    trail_deletion,
+    trail_pass,
+)
+
+TRAILS = (GROUP, VERSION, "trails")
+RETENTIONS = (GROUP, VERSION, "logretentions")
+
+
+def _ref(meta: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef(
+        namespace=str(meta.get("namespace") or "default"),
+        name=str(meta["name"]),
+        uid=str(meta.get("uid") or meta["name"]),
+        generation=meta.get("generation"),
+    )
+
+
+def _post(body: Any, report: PassReport, patch: Any) -> None:
+    """Write the status and Events of a pass; raise what makes kopf retry or stop retrying."""
+    if report.status:
+        patch.status.update(report.status)
+    for event in report.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1000])
+    if report.invalid is not None:
+        raise kopf.PermanentError(report.invalid)
+    if report.retry_after is not None:
+        raise kopf.TemporaryError("AWS not reached for every region; retrying", delay=report.retry_after)
+
+
+def _due(
+    runtime: Runtime, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> bool:
+    """Whether an object's drift check is due: its jittered resync period passed since the last check."""
+    if status.get("observedGeneration") is None:
+        return False  # the change handlers have not finished a first pass yet
+    last = status.get("lastDriftCheckTime") or status.get("lastSyncTime")
+    if not last:
+        return True
+    resync = int(spec.get("resyncSeconds") or 300)
+    period = jittered_period(resync, runtime.config.resync_scale, str(meta.get("uid", "")))
+    elapsed = time.time() - _epoch(str(last))
+    return elapsed >= period
+
+
+def _epoch(timestamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def _invalid_and_unchanged(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    ready = conditions.get("Ready") or {}
+    return ready.get("reason") == "InvalidSpec" and status.get("observedGeneration") == meta.get("generation")
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """Every handler of both kinds, bound to one runtime (sessions, caches, locks)."""
+    tick = runtime.config.tick_seconds
+
+    def run_trail(
+        trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, old: Any = None
+    ) -> None:
+        ref = _ref(meta)
+        old_spec = (old or {}).get("spec") if isinstance(old, Mapping) else None
+        with runtime.object_locks.hold(ref.uid):
+            report = trail_pass(
+                ref, spec, status, runtime.sessions, runtime.shared, trigger=trigger, old_spec_body=old_spec
+            )
+        _post(body, report, patch)
+
+    @kopf.on.create(*TRAILS, registry=registry)
+    def trail_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
+        run_trail("create", body, meta, spec, status, patch)
+
+    @kopf.on.update(*TRAILS, field="spec", registry=registry)
+    def trail_updated(body: Any, meta: Any, spec: Any, status: Any, patch: Any, old: Any, **_: Any) -> None:
+        run_trail("update", body, meta, spec, status, patch, old=old)
+
+    @kopf.on.resume(*TRAILS, registry=registry)
+    def trail_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
+        run_trail("resume", body, meta, spec, status, patch)
+
+    @kopf.timer(*TRAILS, interval=tick, sharp=False, registry=registry)
+    def trail_drift_check(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
+        if _invalid_and_unchanged(meta, status) or not _due(runtime, meta, spec, status):
+            return
+        ref = _ref(meta)
+        with runtime.object_locks.hold(ref.uid):
+            report = trail_pass(ref, spec, status, runtime.sessions, runtime.shared, trigger="timer")
+        report.retry_after = None  # the next tick retries; a timer error would only add noise
+        _post(body, report, patch)
+
+    @kopf.on.delete(*TRAILS, registry=registry)
+    def trail_deleted(body: Any, meta: Any, spec: Any, patch: Any, **_: Any) -> None:
+        ref = _ref(meta)
+        with runtime.object_locks.hold(ref.uid):
+            report = trail_deletion(ref, spec, runtime.sessions, runtime.shared)
+        _post(body, report, patch)
+
+    # LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its
+    # buckets and prefix without an API call, and stays current as Trails change.
+    @kopf.index(*TRAILS, registry=registry)
+    def trail_specs(namespace: Any, name: Any, spec: Any, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(str(namespace or "default"), str(name)): dict(spec)}
+
+    def trail_spec_for(spec: Mapping[str, Any], meta: Mapping[str, Any], index: Any) -> dict[str, Any] | None:
+        ref = spec.get("trailRef") or {}
+        key = (str(meta.get("namespace") or "default"), str(ref.get("name", "")))
+        found = list(index.get(key, [])) if ref else []
+        return found[0] if found else None
+
+    def run_retention(
+        trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, index: Any
+    ) -> None:
+        ref = _ref(meta)
+        with runtime.object_locks.hold(ref.uid):
+            report = retention_pass(
+                ref,
+                spec,
+                status,
+                runtime.sessions,
+                runtime.shared,
+                trigger=trigger,
+                trail_spec_body=trail_spec_for(spec, meta, index),
+            )
+        _post(body, report, patch)
+
+    @kopf.on.create(*RETENTIONS, registry=registry)
+    def retention_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+        run_retention("create", body, meta, spec, status, patch, kwargs["trail_specs"])
+
+    @kopf.on.update(*RETENTIONS, field="spec", registry=registry)
+    def retention_updated(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+        run_retention("update", body, meta, spec, status, patch, kwargs["trail_specs"])
+
+    @kopf.on.resume(*RETENTIONS, registry=registry)
+    def retention_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+        run_retention("resume", body, meta, spec, status, patch, kwargs["trail_specs"])
+
+    @kopf.timer(*RETENTIONS, interval=tick, sharp=False, registry=registry)
+    def retention_drift_check(
+        body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any
+    ) -> None:
+        if status.get("observedGeneration") is None or _invalid_and_unchanged(meta, status):
+            return
+        trail = trail_spec_for(spec, meta, kwargs["trail_specs"])
+        # A Trail that moved its buckets (or appeared, or vanished) is followed at once, not at resync.
+        if not (retention_targets_changed(spec, status, trail) or _due(runtime, meta, spec, status)):
+            return
+        ref = _ref(meta)
+        with runtime.object_locks.hold(ref.uid):
+            report = retention_pass(
+                ref, spec, status, runtime.sessions, runtime.shared, trigger="timer", trail_spec_body=trail
+            )
+        report.retry_after = None
+        _post(body, report, patch)
+
+    @kopf.on.delete(*RETENTIONS, registry=registry)
+    def retention_deleted(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+        ref = _ref(meta)
+        with runtime.object_locks.hold(ref.uid):
+            report = retention_deletion(
+                ref,
+                spec,
+                status,
+                runtime.sessions,
+                runtime.shared,
+                trail_spec_for(spec, meta, kwargs["trail_specs"]),
+            )
+        _post(body, report, patch)

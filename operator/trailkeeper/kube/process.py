@@ -1,0 +1,72 @@
+"""The operator process: kopf settings, login, and running the handlers until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from trailkeeper.kube.config import FINALIZER, GROUP, OperatorConfig, Runtime
+from trailkeeper.kube.handlers import register
+
+
+def build_registry(runtime: Runtime, *, server_url: str | None = None) -> kopf.OperatorRegistry:
+    """All handlers and settings of one operator; `server_url` logs in to that API without credentials."""
+    registry = kopf.OperatorRegistry()
+    config = runtime.config
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        # Progress and the last handled spec go into annotations in our own group, not kopf.zalando.org.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        settings.execution.max_workers = config.max_workers
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 60
+        settings.watching.client_timeout = 70
+        # One slow or failing object must not hold up the others: retries back off per object.
+        settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
+        if config.peering:
+            settings.peering.name = config.peering
+            settings.peering.mandatory = False
+
+    if server_url is not None:
+
+        @kopf.on.login(registry=registry)
+        def login_to_server(**_: Any) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(server=server_url, insecure=True, default_namespace="default")
+
+    else:
+        # The kubernetes client's own discovery: in-cluster service account, else KUBECONFIG.
+        kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    register(registry, runtime)
+    return registry
+
+
+async def run_operator(
+    runtime: Runtime,
+    *,
+    server_url: str | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Run until `stop_flag` is set (or forever)."""
+    config: OperatorConfig = runtime.config
+    registry = build_registry(runtime, server_url=server_url)
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not config.namespaces,
+        namespaces=list(config.namespaces),
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        liveness_endpoint=config.liveness_url,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

@@ -1,0 +1,161 @@
+"""Reconcile one LogRetention: its own lifecycle rule on each target bucket, every other rule left alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trailkeeper.api.logretention import LogRetentionSpec
+from trailkeeper.api.trail import TrailSpec
+from trailkeeper.aws.buckets import BucketClient
+from trailkeeper.aws.errors import classify
+from trailkeeper.aws.session import AwsSessions
+from trailkeeper.core.drift import FieldDiff, diff_lifecycle_rule
+from trailkeeper.core.lifecycle import default_prefix, desired_lifecycle_rule
+from trailkeeper.core.merge import merge_lifecycle_rules
+from trailkeeper.core.naming import lifecycle_rule_id
+from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
+from trailkeeper.reconcile.shared import Change, Shared
+from trailkeeper.reconcile.trail import account_ref
+
+
+@dataclass(frozen=True)
+class RetentionTarget:
+    """A bucket a LogRetention keeps, its region (None: look it up) and the key prefix its rule covers."""
+
+    bucket: str
+    region: str | None
+    prefix: str
+
+
+def targets_of_trail(trail: TrailSpec, prefix: str | None) -> list[RetentionTarget]:
+    """The buckets of a Trail (one per region with `{region}`), each in the first region delivering to it."""
+    targets: dict[str, RetentionTarget] = {}
+    rule_prefix = prefix if prefix is not None else default_prefix(trail.destination.key_prefix)
+    for region in trail.regions:
+        bucket = trail.bucket_for(region)
+        targets.setdefault(bucket, RetentionTarget(bucket, region, rule_prefix))
+    return list(targets.values())
+
+
+def targets_of_spec(spec: LogRetentionSpec) -> list[RetentionTarget]:
+    """Targets of a LogRetention that names its bucket itself."""
+    assert spec.bucket is not None
+    return [RetentionTarget(spec.bucket, spec.region, spec.prefix if spec.prefix is not None else "AWSLogs/")]
+
+
+@dataclass(frozen=True)
+class RetentionRequest:
+    namespace: str
+    name: str
+    spec: LogRetentionSpec
+    targets: tuple[RetentionTarget, ...]
+    act: bool = True
+    # Buckets the previous targets had and these don't (the Trail's bucket changed): take our rule off.
+    removed_targets: tuple[RetentionTarget, ...] = ()
+
+    @property
+    def rule_id(self) -> str:
+        return lifecycle_rule_id(self.namespace, self.name)
+
+
+@dataclass
+class BucketOutcome:
+    bucket: str
+    region: str | None
+    rule_id: str
+    failure: RegionFailure | None = None
+
+
+@dataclass
+class RetentionOutcome:
+    buckets: list[BucketOutcome]
+    diffs: list[FieldDiff] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[RegionFailure]:
+        return [b.failure for b in self.buckets if b.failure is not None]
+
+
+class RetentionReconciler:
+    def __init__(self, request: RetentionRequest, sessions: AwsSessions, shared: Shared) -> None:
+        self.request = request
+        self.sessions = sessions
+        self.shared = shared
+        self.account = account_ref(request.spec.account)
+
+    def _client(self, target: RetentionTarget) -> tuple[BucketClient, str]:
+        region = target.region
+        if region is None:
+            # An explicit bucket without a region: ask S3 where it lives (any regional endpoint answers).
+            home = self.sessions.default_region or "us-east-1"
+            probe = BucketClient(self.sessions.client("s3", home, self.account), home)
+            region = probe.region_of(target.bucket)
+            if region is None:
+                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist")
+        return BucketClient(self.sessions.client("s3", region, self.account), region), region
+
+    def _each(self, targets: tuple[RetentionTarget, ...], keep: bool) -> RetentionOutcome:
+        outcome = RetentionOutcome(buckets=[])
+        for target in targets:
+            result = BucketOutcome(target.bucket, target.region, self.request.rule_id)
+            outcome.buckets.append(result)
+            try:
+                self._bucket(target, result, outcome, keep)
+            except RegionFailure as failure:
+                result.failure = failure
+            except AWS_ERRORS as error:
+                result.failure = RegionFailure.from_aws(classify(error))
+        return outcome
+
+    def _bucket(
+        self, target: RetentionTarget, result: BucketOutcome, outcome: RetentionOutcome, keep: bool
+    ) -> None:
+        client, region = self._client(target)
+        result.region = region
+        resource = f"lifecycle/{target.bucket}"
+        rule_id = self.request.rule_id
+        desired = (
+            desired_lifecycle_rule(rule_id=rule_id, prefix=target.prefix, spec=self.request.spec)
+            if keep
+            else None
+        )
+        with self.shared.locks.hold(f"s3:{target.bucket}"):
+            observed = client.observe(target.bucket, parts={"lifecycle"})
+            if not observed.exists:
+                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist")
+            rules = observed.lifecycle_rules
+            if desired is not None:
+                diffs = diff_lifecycle_rule(resource, desired, rules)
+            elif any(r.get("ID") == rule_id for r in rules):
+                diffs = [FieldDiff(resource, f"Rule[{rule_id}]", "(none)", "present")]
+            else:
+                diffs = []
+            outcome.diffs.extend(diffs)
+            if diffs and self.request.act:
+                client.put_lifecycle(merge_lifecycle_rules(rules, rule_id, desired))
+                action = f"put rule {rule_id}" if desired is not None else f"removed rule {rule_id}"
+                outcome.changes.append(Change(resource, action))
+
+    def run(self) -> RetentionOutcome:
+        outcome = self._each(self.request.targets, keep=True)
+        if self.request.removed_targets and self.request.act:
+            released = self._each(self.request.removed_targets, keep=False)
+            outcome.changes.extend(released.changes)
+        return outcome
+
+    def delete(self) -> RetentionOutcome:
+        """deletionPolicy Delete: remove only this object's own rule from each bucket."""
+        return self._each(self.request.targets, keep=False)
+
+
+def reconcile_log_retention(
+    request: RetentionRequest, sessions: AwsSessions, shared: Shared
+) -> RetentionOutcome:
+    return RetentionReconciler(request, sessions, shared).run()
+
+
+def delete_log_retention(
+    request: RetentionRequest, sessions: AwsSessions, shared: Shared
+) -> RetentionOutcome:
+    return RetentionReconciler(request, sessions, shared).delete()

@@ -1,0 +1,424 @@
+"""One handler invocation's work for a Trail or LogRetention, from raw body to status and Events.
+
+The kopf handlers call these and only post what they return: everything here is testable without kopf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from trailkeeper.api.logretention import LogRetentionSpec
+from trailkeeper.api.manifests import parse_spec
+from trailkeeper.api.trail import TrailSpec, trail_name_problem
+from trailkeeper.aws.errors import classify
+from trailkeeper.aws.session import AwsSessions
+from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
+from trailkeeper.reconcile.logretention import (
+    RetentionOutcome,
+    RetentionRequest,
+    RetentionTarget,
+    delete_log_retention,
+    reconcile_log_retention,
+    targets_of_spec,
+    targets_of_trail,
+)
+from trailkeeper.reconcile.shared import Shared
+from trailkeeper.reconcile.status import (
+    ConditionState,
+    PassSummary,
+    conditions_for,
+    drift_entries,
+    invalid_spec_conditions,
+    merge_conditions,
+    now_iso,
+)
+from trailkeeper.reconcile.trail import (
+    TrailOutcome,
+    TrailRequest,
+    delete_trail,
+    reconcile_trail,
+    removed_subscriptions,
+    removed_topic,
+)
+
+Trigger = Literal["create", "update", "resume", "timer"]
+_BACKOFF_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass
+class PassReport:
+    """What a handler must do after a pass: write `status`, post `events`, maybe retry."""
+
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    retry_after: float | None = None  # a retryable failure: run again after this many seconds
+    invalid: str | None = None  # the spec is invalid: do not retry until it changes
+    changes: int = 0
+    drift: int = 0
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+
+
+def _invalid(kind: str, problems: list[Any], ref: ObjectRef, status: Mapping[str, Any]) -> PassReport:
+    message = "; ".join(str(p) for p in problems)
+    now = now_iso()
+    return PassReport(
+        status={
+            "observedGeneration": ref.generation,
+            "phase": "Error",
+            "conditions": merge_conditions(
+                status.get("conditions"), invalid_spec_conditions(message), now, ref.generation
+            ),
+            "lastSyncTime": now,
+        },
+        events=[Event("Warning", "InvalidSpec", f"{kind} spec is invalid, nothing sent to AWS: {message}")],
+        invalid=message,
+    )
+
+
+def parse_trail(spec_body: Mapping[str, Any], name: str) -> TrailSpec | list[Any]:
+    parsed = parse_spec("Trail", dict(spec_body))
+    if isinstance(parsed, list):
+        return parsed
+    assert isinstance(parsed, TrailSpec)
+    if parsed.trail_name is None and (reason := trail_name_problem(name)):
+        return [f"metadata.name: is used as the trail name and {reason}"]
+    return parsed
+
+
+def _old_trail(old_spec_body: Mapping[str, Any] | None, name: str) -> TrailSpec | None:
+    if not old_spec_body:
+        return None
+    parsed = parse_trail(old_spec_body, name)
+    return parsed if isinstance(parsed, TrailSpec) else None
+
+
+def _is_drift_check(status: Mapping[str, Any], generation: int | None) -> bool:
+    """The spec is unchanged since the last pass that reached AWS: any difference now is drift."""
+    return status.get("observedGeneration") == generation and status.get("phase") in ("Ready", "Drifted")
+
+
+def _change_events(
+    outcome_changes: list[Any], drift_check: bool, acted: bool, diffs: int, trigger: Trigger
+) -> list[Event]:
+    events: list[Event] = []
+    if drift_check and diffs:
+        if acted:
+            events.append(
+                Event(
+                    "Warning",
+                    "DriftCorrected",
+                    f"{diffs} difference(s) from the spec put back: "
+                    + "; ".join(str(c) for c in outcome_changes[:5]),
+                )
+            )
+        else:
+            events.append(
+                Event("Warning", "DriftDetected", f"{diffs} difference(s) from the spec (not corrected)")
+            )
+    elif outcome_changes:
+        reason = "Created" if trigger == "create" else "Updated"
+        events.append(Event("Normal", reason, "; ".join(str(c) for c in outcome_changes[:8])))
+    return events
+
+
+def _failure_events(failures: list[RegionFailure], previous: Mapping[str, Any]) -> list[Event]:
+    events = []
+    for failure in failures:
+        reason = "Conflict" if failure.code == "Conflict" else "AwsError"
+        events.append(Event("Warning", reason, str(failure)))
+    return events
+
+
+def _retry_after(failures: list[RegionFailure]) -> float | None:
+    return _BACKOFF_SECONDS if any(f.retryable for f in failures) else None
+
+
+def trail_pass(
+    ref: ObjectRef,
+    spec_body: Mapping[str, Any],
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    *,
+    trigger: Trigger,
+    old_spec_body: Mapping[str, Any] | None = None,
+) -> PassReport:
+    spec = parse_trail(spec_body, ref.name)
+    if isinstance(spec, list):
+        return _invalid("Trail", spec, ref, status)
+    recorded_name = status.get("trailName")
+    if recorded_name and recorded_name != spec.effective_trail_name(ref.name):
+        return _invalid(
+            "Trail", [f"spec.trailName: is immutable (the trails are named {recorded_name!r})"], ref, status
+        )
+    old = _old_trail(old_spec_body, ref.name)
+    drift_check = _is_drift_check(status, ref.generation)
+    act = not (drift_check and spec.drift_policy == "Report")
+    request = TrailRequest(
+        namespace=ref.namespace,
+        name=ref.name,
+        spec=spec,
+        act=act,
+        deep=trigger != "timer",
+        removed_regions=tuple(r for r in (old.regions if old else []) if r not in spec.regions),
+        removed_subscriptions=removed_subscriptions(old, spec),
+        removed_topic=removed_topic(old, spec),
+    )
+    now = now_iso()
+    try:
+        outcome = reconcile_trail(request, sessions, shared)
+    except AWS_ERRORS as error:
+        # Before any region was reached (STS, credentials): the whole object waits and retries.
+        failure = RegionFailure.from_aws(classify(error))
+        return _whole_failure(ref, status, failure, now)
+    return _trail_report(ref, spec, status, outcome, drift_check, act, trigger, now)
+
+
+def _whole_failure(ref: ObjectRef, status: Mapping[str, Any], failure: RegionFailure, now: str) -> PassReport:
+    conditions = [
+        ConditionState("Ready", "False", failure.code, failure.message),
+        ConditionState("Synced", "False", failure.code, failure.message),
+    ]
+    return PassReport(
+        status={
+            "phase": "Error",
+            "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+            "lastSyncTime": now,
+        },
+        events=[Event("Warning", "AwsError", str(failure))],
+        retry_after=_BACKOFF_SECONDS if failure.retryable else None,
+    )
+
+
+def _trail_report(
+    ref: ObjectRef,
+    spec: TrailSpec,
+    status: Mapping[str, Any],
+    outcome: TrailOutcome,
+    drift_check: bool,
+    act: bool,
+    trigger: Trigger,
+    now: str,
+) -> PassReport:
+    failures = outcome.failures
+    logging = [r for r in outcome.regions if r.is_logging]
+    what = "trail" if len(outcome.regions) == 1 else "trails"
+    ready_message = (
+        f"{len(logging)} of {len(outcome.regions)} {what} logging"
+        if spec.logging
+        else f"{len(outcome.regions)} {what} in place, logging off by spec"
+    )
+    summary = PassSummary(outcome.diffs, failures, drift_check, act, ready_message)
+    conditions, phase = conditions_for(summary)
+    drift = drift_entries(outcome.diffs, status.get("drift"), now, act) if drift_check else []
+    body: dict[str, Any] = {
+        "observedGeneration": ref.generation,
+        "phase": phase,
+        "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+        "regions": [
+            {
+                "region": r.region,
+                "trailArn": r.trail_arn,
+                "isLogging": r.is_logging,
+                "bucket": r.bucket,
+                "topicArn": r.topic_arn,
+                "latestDeliveryError": r.latest_delivery_error,
+                "error": str(r.failure) if r.failure else None,
+            }
+            for r in outcome.regions
+        ],
+        "drift": drift,
+        "trailName": outcome.trail_name,
+        "accountId": outcome.account_id,
+        "lastSyncTime": now,
+    }
+    if trigger == "timer" or drift_check:
+        body["lastDriftCheckTime"] = now
+    events = _change_events(outcome.changes, drift_check, act, len(outcome.diffs), trigger)
+    events += _failure_events(failures, status)
+    return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
+
+
+def trail_deletion(
+    ref: ObjectRef, spec_body: Mapping[str, Any], sessions: AwsSessions, shared: Shared
+) -> PassReport:
+    spec = parse_trail(spec_body, ref.name)
+    if isinstance(spec, list) or spec.deletion_policy == "Retain":
+        # Nothing was (or may be) made from an invalid spec; Retain leaves AWS as it is.
+        return PassReport(status={}, events=[Event("Normal", "Retained", "deleted; AWS resources retained")])
+    request = TrailRequest(namespace=ref.namespace, name=ref.name, spec=spec)
+    try:
+        outcome = delete_trail(request, sessions, shared)
+    except AWS_ERRORS as error:
+        failure = RegionFailure.from_aws(classify(error))
+        return PassReport(
+            status={"phase": "Deleting"},
+            events=[Event("Warning", "AwsError", str(failure))],
+            retry_after=_BACKOFF_SECONDS,
+        )
+    events = [Event("Normal", "Deleted", "; ".join(str(c) for c in outcome.changes) or "nothing to delete")]
+    failures = outcome.failures
+    events += _failure_events(failures, {})
+    return PassReport(
+        status={"phase": "Deleting"}, events=events, retry_after=_BACKOFF_SECONDS if failures else None
+    )
+
+
+# -- LogRetention --------------------------------------------------------------------------------------------
+
+
+def retention_targets(
+    spec: LogRetentionSpec,
+    trail_spec_body: Mapping[str, Any] | None,
+) -> list[RetentionTarget] | RegionFailure:
+    if spec.bucket is not None:
+        return targets_of_spec(spec)
+    assert spec.trail_ref is not None
+    if trail_spec_body is None:
+        return RegionFailure(
+            "TrailNotFound", f"Trail {spec.trail_ref.name} not found in this namespace", retryable=True
+        )
+    trail = parse_trail(trail_spec_body, spec.trail_ref.name)
+    if isinstance(trail, list):
+        return RegionFailure(
+            "TrailInvalid", f"Trail {spec.trail_ref.name} has an invalid spec", retryable=True
+        )
+    return targets_of_trail(trail, spec.prefix)
+
+
+def _previous_targets(status: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    return [(b.get("bucket", ""), b.get("region")) for b in status.get("buckets") or [] if b.get("bucket")]
+
+
+def retention_targets_changed(
+    spec_body: Mapping[str, Any], status: Mapping[str, Any], trail_spec_body: Mapping[str, Any] | None
+) -> bool:
+    """Whether the buckets the LogRetention should keep differ from those in its status (its Trail moved)."""
+    parsed = parse_spec("LogRetention", dict(spec_body))
+    if isinstance(parsed, list):
+        return False
+    assert isinstance(parsed, LogRetentionSpec)
+    targets = retention_targets(parsed, trail_spec_body)
+    if isinstance(targets, RegionFailure):
+        return status.get("phase") != "Error"
+    return sorted(t.bucket for t in targets) != sorted(b for b, _ in _previous_targets(status))
+
+
+def retention_pass(
+    ref: ObjectRef,
+    spec_body: Mapping[str, Any],
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    *,
+    trigger: Trigger,
+    trail_spec_body: Mapping[str, Any] | None,
+) -> PassReport:
+    parsed = parse_spec("LogRetention", dict(spec_body))
+    if isinstance(parsed, list):
+        return _invalid("LogRetention", parsed, ref, status)
+    assert isinstance(parsed, LogRetentionSpec)
+    now = now_iso()
+    targets = retention_targets(parsed, trail_spec_body)
+    if isinstance(targets, RegionFailure):
+        return _whole_failure(ref, status, targets, now)
+    current = {t.bucket for t in targets}
+    removed = tuple(
+        RetentionTarget(bucket, region, "")
+        for bucket, region in _previous_targets(status)
+        if bucket not in current
+    )
+    drift_check = _is_drift_check(status, ref.generation) and not removed and trigger == "timer"
+    act = not (drift_check and parsed.drift_policy == "Report")
+    request = RetentionRequest(ref.namespace, ref.name, parsed, tuple(targets), act, removed)
+    try:
+        outcome = reconcile_log_retention(request, sessions, shared)
+    except AWS_ERRORS as error:
+        return _whole_failure(ref, status, RegionFailure.from_aws(classify(error)), now)
+    return _retention_report(ref, status, outcome, drift_check, act, trigger, now)
+
+
+def _retention_report(
+    ref: ObjectRef,
+    status: Mapping[str, Any],
+    outcome: RetentionOutcome,
+    drift_check: bool,
+    act: bool,
+    trigger: Trigger,
+    now: str,
+) -> PassReport:
+    failures = outcome.failures
+    ok = len(outcome.buckets) - len(failures)
+    summary = PassSummary(
+        outcome.diffs, failures, drift_check, act, f"lifecycle rule in place on {ok} bucket(s)"
+    )
+    conditions, phase = conditions_for(summary)
+    drift = drift_entries(outcome.diffs, status.get("drift"), now, act) if drift_check else []
+    body: dict[str, Any] = {
+        "observedGeneration": ref.generation,
+        "phase": phase,
+        "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+        "buckets": [
+            {
+                "bucket": b.bucket,
+                "region": b.region,
+                "ruleId": b.rule_id,
+                "error": str(b.failure) if b.failure else None,
+            }
+            for b in outcome.buckets
+        ],
+        "drift": drift,
+        "lastSyncTime": now,
+    }
+    if trigger == "timer" or drift_check:
+        body["lastDriftCheckTime"] = now
+    events = _change_events(outcome.changes, drift_check, act, len(outcome.diffs), trigger)
+    events += _failure_events(failures, status)
+    return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
+
+
+def retention_deletion(
+    ref: ObjectRef,
+    spec_body: Mapping[str, Any],
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    trail_spec_body: Mapping[str, Any] | None,
+) -> PassReport:
+    parsed = parse_spec("LogRetention", dict(spec_body))
+    if (
+        isinstance(parsed, list)
+        or not isinstance(parsed, LogRetentionSpec)
+        or parsed.deletion_policy == "Retain"
+    ):
+        return PassReport(
+            status={}, events=[Event("Normal", "Retained", "deleted; lifecycle rules retained")]
+        )
+    # The buckets the rule was put on are those in status (the Trail may be gone already).
+    targets = tuple(RetentionTarget(bucket, region, "") for bucket, region in _previous_targets(status))
+    request = RetentionRequest(ref.namespace, ref.name, parsed, targets)
+    outcome = delete_log_retention(request, sessions, shared)
+    failures = outcome.failures
+    events = [Event("Normal", "Deleted", "; ".join(str(c) for c in outcome.changes) or "nothing to delete")]
+    events += _failure_events(failures, {})
+    return PassReport(
+        status={"phase": "Deleting"},
+        events=events,
+        retry_after=_BACKOFF_SECONDS if any(f.retryable for f in failures) else None,
+    )

@@ -1,0 +1,119 @@
+"""Status of a Trail or LogRetention, recomputed from each pass's outcome (api.md status)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from trailkeeper.core.drift import FieldDiff, to_drift_entries
+from trailkeeper.reconcile.errors import RegionFailure
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ConditionState:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]] | None,
+    current: Iterable[ConditionState],
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Kubernetes condition convention: lastTransitionTime changes only when a condition's status changes."""
+    before = {c.get("type"): c for c in previous or [] if isinstance(c, Mapping)}
+    merged: list[dict[str, Any]] = []
+    for condition in current:
+        old = before.get(condition.type)
+        changed = old is None or old.get("status") != condition.status
+        merged.append(
+            {
+                "type": condition.type,
+                "status": condition.status,
+                "reason": condition.reason,
+                "message": condition.message,
+                "lastTransitionTime": now if changed or not old else old.get("lastTransitionTime", now),
+                "observedGeneration": generation,
+            }
+        )
+    # Conditions this pass did not compute (Compliant, between compliance checks) are kept as they were.
+    computed = {c["type"] for c in merged}
+    merged.extend(dict(c) for t, c in before.items() if t not in computed)
+    return merged
+
+
+def drift_entries(
+    diffs: Sequence[FieldDiff], previous: Sequence[Mapping[str, Any]] | None, now: str, corrected: bool
+) -> list[dict[str, Any]]:
+    """status.drift for this pass, keeping the first detectedAt of a difference that persists."""
+    first_seen = {(d.get("resource"), d.get("field")): d.get("detectedAt") for d in previous or []}
+    entries = to_drift_entries(diffs, now, corrected)
+    for entry in entries:
+        seen = first_seen.get((entry["resource"], entry["field"]))
+        if seen and not corrected:
+            entry["detectedAt"] = seen
+    return entries
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """What the status needs to know of one reconcile pass."""
+
+    diffs: Sequence[FieldDiff]
+    failures: Sequence[RegionFailure]
+    is_drift_check: bool  # the spec is unchanged since the last successful pass: differences are drift
+    acted: bool  # differences were put back (driftPolicy Correct, or a spec change)
+    ready_message: str
+
+
+def conditions_for(summary: PassSummary) -> tuple[list[ConditionState], str]:
+    """The Ready/Synced/Drifted conditions and the phase of one pass."""
+    failures = list(summary.failures)
+    drift = list(summary.diffs) if summary.is_drift_check else []
+    conflicts = [f for f in failures if f.code == "Conflict"]
+    if failures:
+        first = conflicts[0] if conflicts else failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        synced = ConditionState("Synced", "False", first.code, f"{first.message}{more}")
+    else:
+        synced = ConditionState("Synced", "True", "Reconciled", "AWS reached and the pass finished")
+    if drift and summary.acted:
+        drifted = ConditionState(
+            "Drifted", "True", "DriftCorrected", f"{len(drift)} difference(s) found and put back to the spec"
+        )
+    elif drift:
+        drifted = ConditionState(
+            "Drifted",
+            "True",
+            "DriftDetected",
+            f"{len(drift)} difference(s) from the spec (driftPolicy Report: not corrected)",
+        )
+    else:
+        drifted = ConditionState("Drifted", "False", "NoDrift", "AWS matches the spec")
+    if failures:
+        first = conflicts[0] if conflicts else failures[0]
+        ready = ConditionState("Ready", "False", first.code, first.message)
+        phase = "Error"
+    elif summary.diffs and not summary.acted:
+        ready = ConditionState("Ready", "False", "Drifted", drifted.message)
+        phase = "Drifted"
+    else:
+        ready = ConditionState("Ready", "True", "Reconciled", summary.ready_message)
+        phase = "Ready"
+    return [ready, synced, drifted], phase
+
+
+def invalid_spec_conditions(message: str) -> list[ConditionState]:
+    return [
+        ConditionState("Ready", "False", "InvalidSpec", message),
+        ConditionState("Synced", "False", "InvalidSpec", "not sent to AWS: the spec is invalid"),
+    ]

@@ -1,0 +1,541 @@
+"""Reconcile one Trail: its buckets and bucket policies, SNS topics and subscriptions, and trails per region.
+
+Every pass observes AWS afresh, computes the differences from the spec with the pure core, and acts only
+when there is a difference (and only when asked to act: a Report-only drift check and `trailkeeper diff`
+observe and report). One failing region does not stop the others; its error is kept in its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from trailkeeper.api.common import AccountRef as AccountSpec
+from trailkeeper.api.common import DeletionPolicy
+from trailkeeper.api.trail import Subscription, TrailSpec
+from trailkeeper.aws.buckets import BucketClient, ObservedBucket
+from trailkeeper.aws.errors import classify
+from trailkeeper.aws.session import AccountRef, AwsSessions
+from trailkeeper.aws.topics import ObservedTopic, TopicClient
+from trailkeeper.aws.trails import ObservedTrail, TrailClient
+from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.drift import FieldDiff, diff_statements, diff_trail
+from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
+from trailkeeper.core.naming import OWNER_TAG, is_trailkeeper_sid, owner_key
+from trailkeeper.core.topic_policy import desired_topic_statements
+from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
+from trailkeeper.core.trail_settings import partition_for_region as partition_of
+from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
+from trailkeeper.reconcile.shared import Change, Shared
+
+T = TypeVar("T")
+
+# Which CloudTrail call puts each trail field back. Fields not listed are UpdateTrail settings.
+_SELECTOR_FIELDS = {"EventSelectors", "AdvancedEventSelectors"}
+_INSIGHT_FIELDS = {"InsightSelectors"}
+_LOGGING_FIELDS = {"IsLogging"}
+_TAG_FIELDS = {"Tags"}
+
+
+def account_ref(spec: AccountSpec) -> AccountRef | None:
+    return AccountRef(spec.role_arn, spec.external_id) if spec.role_arn else None
+
+
+@dataclass(frozen=True)
+class TrailRequest:
+    """One reconcile of a Trail: the spec, and what the previous spec had that this one dropped."""
+
+    namespace: str
+    name: str
+    spec: TrailSpec
+    act: bool = True
+    # Deep: also read bucket settings (encryption, versioning, public-access block) of buckets trailkeeper
+    # created. A periodic drift check reads only what the documents it owns need.
+    deep: bool = True
+    removed_regions: tuple[str, ...] = ()
+    removed_subscriptions: tuple[tuple[str, str], ...] = ()
+    removed_topic: str | None = None
+
+    @property
+    def owner(self) -> str:
+        return owner_key(self.namespace, self.name)
+
+    @property
+    def trail_name(self) -> str:
+        return self.spec.effective_trail_name(self.name)
+
+
+@dataclass
+class RegionOutcome:
+    region: str
+    trail_arn: str | None = None
+    is_logging: bool | None = None
+    bucket: str | None = None
+    topic_arn: str | None = None
+    latest_delivery_error: str | None = None
+    failure: RegionFailure | None = None
+
+
+@dataclass
+class TrailOutcome:
+    account_id: str
+    trail_name: str
+    regions: list[RegionOutcome]
+    diffs: list[FieldDiff] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[RegionFailure]:
+        return [r.failure for r in self.regions if r.failure is not None]
+
+    @property
+    def conflicts(self) -> list[RegionFailure]:
+        return [f for f in self.failures if f.code == "Conflict"]
+
+
+def _guard(outcome: RegionOutcome, step: Callable[[], T]) -> T | None:
+    """Run one region's step; an AWS error becomes that region's failure instead of stopping the others."""
+    try:
+        return step()
+    except RegionFailure as failure:
+        outcome.failure = failure
+    except AWS_ERRORS as error:
+        outcome.failure = RegionFailure.from_aws(classify(error))
+    return None
+
+
+class TrailReconciler:
+    """One pass over one Trail. Construct, call `run()` (or `delete()`), read the outcome."""
+
+    def __init__(self, request: TrailRequest, sessions: AwsSessions, shared: Shared) -> None:
+        self.request = request
+        self.spec = request.spec
+        self.sessions = sessions
+        self.shared = shared
+        self.account = account_ref(self.spec.account)
+        self.account_id = sessions.account_id(self.account)
+        self.partition = partition_of(self.spec.regions[0])
+        self.desired = {
+            d.region: d for d in desired_trails(self.spec, name=request.trail_name, owner=request.owner)
+        }
+        self.outcome = TrailOutcome(
+            account_id=self.account_id,
+            trail_name=request.trail_name,
+            regions=[RegionOutcome(region=r, bucket=self.spec.bucket_for(r)) for r in self.desired],
+        )
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _diff(self, diffs: list[FieldDiff]) -> bool:
+        self.outcome.diffs.extend(diffs)
+        return bool(diffs) and self.request.act
+
+    def _changed(self, resource: str, action: str) -> None:
+        self.outcome.changes.append(Change(resource, action))
+
+    def _arn(self, region: str) -> str:
+        return trail_arn(self.partition, region, self.account_id, self.request.trail_name)
+
+    def _tags(self) -> dict[str, str]:
+        return {**self.spec.tags, OWNER_TAG: self.request.owner}
+
+    def _buckets(self) -> dict[str, list[str]]:
+        """Each bucket and the regions delivering to it; a shared bucket lives in the first of them."""
+        buckets: dict[str, list[str]] = {}
+        for region in self.desired:
+            buckets.setdefault(self.spec.bucket_for(region), []).append(region)
+        return buckets
+
+    # -- the pass -----------------------------------------------------------------------------------------
+
+    def run(self) -> TrailOutcome:
+        by_region = {r.region: r for r in self.outcome.regions}
+        for bucket, regions in self._buckets().items():
+            probe = RegionOutcome(region=regions[0])
+            _guard(probe, lambda b=bucket, rs=regions: self._reconcile_bucket(b, rs))  # type: ignore[misc]
+            if probe.failure is not None:
+                # A trail cannot deliver without its bucket: those regions stop here, the others go on.
+                for region in regions:
+                    by_region[region].failure = probe.failure
+        for region, outcome in by_region.items():
+            if outcome.failure is not None:
+                continue
+            if self.spec.notifications is not None:
+                outcome.topic_arn = _guard(outcome, lambda r=region: self._reconcile_topic(r))  # type: ignore[misc]
+                if outcome.failure is not None:
+                    continue
+            if self.request.removed_topic:
+                _guard(outcome, lambda r=region: self._release_topic(r, self.request.removed_topic or ""))  # type: ignore[misc]
+            _guard(outcome, lambda r=region, o=outcome: self._reconcile_trail(r, o))  # type: ignore[misc]
+        for region in self.request.removed_regions:
+            if region not in self.desired and self.spec.deletion_policy == DeletionPolicy.DELETE:
+                removed = RegionOutcome(region=region)
+                _guard(removed, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
+        return self.outcome
+
+    # -- buckets ------------------------------------------------------------------------------------------
+
+    def _bucket_client(self, region: str) -> BucketClient:
+        return BucketClient(self.sessions.client("s3", region, self.account), region)
+
+    def _reconcile_bucket(self, bucket: str, regions: list[str]) -> None:
+        home = regions[0]
+        client = self._bucket_client(home)
+        resource = f"bucket/{bucket}"
+        with self.shared.locks.hold(f"s3:{bucket}"):
+            parts = None if self.request.deep else {"policy"}
+            observed = client.observe(bucket, parts=parts)
+            if not observed.exists:
+                if not self.spec.destination.create_bucket:
+                    raise RegionFailure(
+                        "NoSuchBucket", f"bucket {bucket} does not exist and createBucket is false"
+                    )
+                if self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                    client.create(
+                        bucket, region=home, kms_key_id=self.spec.destination.kms_key_id, tags=self._tags()
+                    )
+                    self._changed(resource, f"created in {home}")
+                current_policy: dict[str, Any] | None = None
+            else:
+                if not observed.owned_by_caller:
+                    raise RegionFailure("AccessDenied", f"bucket {bucket} belongs to another account")
+                if self.request.deep and observed.tags.get(OWNER_TAG) == self.request.owner:
+                    self._reconcile_bucket_settings(client, observed)
+                current_policy = observed.policy
+            desired = desired_bucket_statements(
+                owner=self.request.owner,
+                bucket=bucket,
+                key_prefix=self.spec.destination.key_prefix,
+                account_id=self.account_id,
+                trail_arns=[self._arn(r) for r in regions],
+                source_accounts=list(self.spec.destination.source_accounts),
+                organization_id=self.spec.destination.organization_id,
+                partition=self.partition,
+            )
+            diffs = diff_statements(
+                f"bucket-policy/{bucket}", desired, current_policy, owner=self.request.owner
+            )
+            if self._diff(diffs):
+                client.put_policy(merge_statements(current_policy, self.request.owner, desired))
+                self._changed(f"bucket-policy/{bucket}", "put trailkeeper statements")
+
+    def _reconcile_bucket_settings(self, client: BucketClient, observed: ObservedBucket) -> None:
+        """Settings of a bucket trailkeeper created (never anyone else's): blocks, versioning, encryption."""
+        resource = f"bucket/{observed.name}"
+        diffs: list[FieldDiff] = []
+        block = observed.public_access_block or {}
+        for flag in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"):
+            if block.get(flag) is not True:
+                diffs.append(
+                    FieldDiff(resource, f"PublicAccessBlock.{flag}", "true", str(block.get(flag)).lower())
+                )
+        if observed.versioning != "Enabled":
+            diffs.append(FieldDiff(resource, "Versioning", "Enabled", str(observed.versioning)))
+        want = "aws:kms" if self.spec.destination.kms_key_id else "AES256"
+        have = (observed.encryption or {}).get("SSEAlgorithm")
+        if have != want:
+            diffs.append(FieldDiff(resource, "Encryption.SSEAlgorithm", want, str(have)))
+        if self._diff(diffs):
+            corrected = client.ensure_settings(observed, kms_key_id=self.spec.destination.kms_key_id)
+            self._changed(resource, "restored " + ", ".join(corrected or [d.field for d in diffs]))
+
+    # -- topics -------------------------------------------------------------------------------------------
+
+    def _topic_client(self, region: str) -> TopicClient:
+        return TopicClient(
+            self.sessions.client("sns", region, self.account), region, self.account_id, self.partition
+        )
+
+    def _reconcile_topic(self, region: str) -> str:
+        assert self.spec.notifications is not None
+        name = self.spec.notifications.topic_name
+        client = self._topic_client(region)
+        arn = client.topic_arn(name)
+        resource = f"topic/{region}"
+        with self.shared.locks.hold(f"sns:{arn}"):
+            observed = client.observe(name)
+            if not observed.exists:
+                if not self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                    return arn
+                arn = client.create(name, self._tags())
+                self._changed(resource, f"created topic {name}")
+                observed = client.observe(name)
+            desired = desired_topic_statements(
+                owner=self.request.owner, topic_arn=arn, trail_arns=[self._arn(region)]
+            )
+            diffs = diff_statements(
+                f"topic-policy/{region}", desired, observed.policy, owner=self.request.owner
+            )
+            if self._diff(diffs):
+                merged = merge_statements(observed.policy, self.request.owner, desired)
+                client.put_policy(arn, merged or {"Version": "2012-10-17", "Statement": []})
+                self._changed(f"topic-policy/{region}", "put trailkeeper statements")
+            self._reconcile_subscriptions(client, region, observed, self.spec.notifications.subscriptions)
+        return arn
+
+    def _reconcile_subscriptions(
+        self, client: TopicClient, region: str, observed: ObservedTopic, wanted: list[Subscription]
+    ) -> None:
+        resource = f"subscription/{region}"
+        existing = {(s.protocol, s.endpoint): s for s in observed.subscriptions}
+        for sub in wanted:
+            key = sub.key
+            label = f"{key[0]}:{key[1]}"
+            have = existing.get(key)
+            if have is None:
+                if self._diff([FieldDiff(resource, label, "subscribed", "absent")]):
+                    client.subscribe(
+                        observed.arn, key[0], key[1], sub.raw_message_delivery, sub.filter_policy
+                    )
+                    self._changed(resource, f"subscribed {label}")
+                continue
+            diffs = []
+            if have.raw_message_delivery != sub.raw_message_delivery:
+                diffs.append(
+                    FieldDiff(
+                        resource,
+                        f"{label}.RawMessageDelivery",
+                        str(sub.raw_message_delivery).lower(),
+                        str(have.raw_message_delivery).lower(),
+                    )
+                )
+            if (have.filter_policy or None) != (sub.filter_policy or None):
+                diffs.append(
+                    FieldDiff(
+                        resource, f"{label}.FilterPolicy", str(sub.filter_policy), str(have.filter_policy)
+                    )
+                )
+            if self._diff(diffs):
+                client.update_subscription(have.arn, sub.raw_message_delivery, sub.filter_policy)
+                self._changed(resource, f"updated {label}")
+        wanted_keys = {s.key for s in wanted}
+        for key in self.request.removed_subscriptions:
+            have = existing.get(key)
+            if key in wanted_keys or have is None:
+                continue
+            label = f"{key[0]}:{key[1]}"
+            if self._diff([FieldDiff(resource, label, "absent", "subscribed")]):
+                client.unsubscribe(have.arn)
+                self._changed(resource, f"unsubscribed {label}")
+
+    def _release_topic(self, region: str, name: str) -> None:
+        """Notifications were removed or renamed: take our statements and subscriptions off the old topic."""
+        client = self._topic_client(region)
+        arn = client.topic_arn(name)
+        with self.shared.locks.hold(f"sns:{arn}"):
+            observed = client.observe(name)
+            if not observed.exists:
+                return
+            if owner_statements(observed.policy, self.request.owner) and self.request.act:
+                remaining = remove_owner_statements(observed.policy, self.request.owner)
+                client.put_policy(arn, remaining or {"Version": "2012-10-17", "Statement": []})
+                self._changed(f"topic-policy/{region}", f"removed trailkeeper statements from {name}")
+            keys = set(self.request.removed_subscriptions)
+            for sub in observed.subscriptions:
+                if (sub.protocol, sub.endpoint) in keys and self.request.act:
+                    client.unsubscribe(sub.arn)
+                    self._changed(f"subscription/{region}", f"unsubscribed {sub.protocol}:{sub.endpoint}")
+
+    # -- trails -------------------------------------------------------------------------------------------
+
+    def _trail_client(self, region: str) -> TrailClient:
+        return TrailClient(
+            self.sessions.client("cloudtrail", region, self.account), region, self.account_id, self.partition
+        )
+
+    def _observe_trail(self, client: TrailClient, region: str) -> ObservedTrail | None:
+        key = ("describe-trails", self.account_id, region)
+        described = self.shared.cache.get(key, client.list_names)
+        return client.observe(self.request.trail_name, described=described)
+
+    def _reconcile_trail(self, region: str, outcome: RegionOutcome) -> None:
+        desired = self.desired[region]
+        client = self._trail_client(region)
+        resource = f"trail/{region}"
+        observed = self._observe_trail(client, region)
+        if observed is None:
+            outcome.trail_arn = self._arn(region)
+            if self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                self._create_trail(client, desired, resource)
+                outcome.is_logging = desired.logging
+            return
+        outcome.trail_arn = observed.arn
+        outcome.latest_delivery_error = observed.latest_delivery_error
+        outcome.is_logging = observed.is_logging
+        if observed.is_shadow:
+            raise RegionFailure(
+                "Conflict",
+                f"{region} holds a shadow of the multi-region trail {observed.arn} of the same name",
+            )
+        owner = observed.tags.get(OWNER_TAG)
+        if owner != self.request.owner and not self.spec.adopt:
+            who = f"owned by {owner}" if owner else "not made by trailkeeper"
+            raise RegionFailure(
+                "Conflict", f"trail {observed.name} in {region} is {who}; set adopt: true to take it over"
+            )
+        diffs = diff_trail(desired, observed_mapping(observed), resource=resource)
+        if not self._diff(diffs):
+            return
+        fields = {d.field.split(".")[0].split("[")[0] for d in diffs}
+        settings = fields - _SELECTOR_FIELDS - _INSIGHT_FIELDS - _LOGGING_FIELDS - _TAG_FIELDS
+        if settings:
+            client.update_settings(desired)
+            self._changed(resource, "updated " + ", ".join(sorted(settings)))
+        if fields & _SELECTOR_FIELDS:
+            client.put_event_selectors(desired)
+            self._changed(resource, "put event selectors")
+        if fields & _INSIGHT_FIELDS:
+            client.put_insight_selectors(list(desired.insight_selectors))
+            self._changed(resource, "put insight selectors")
+        if fields & _TAG_FIELDS:
+            client.set_tags(observed.arn, desired.tags, observed.tags)
+            self._changed(resource, "set tags")
+        if fields & _LOGGING_FIELDS:
+            client.set_logging(desired.name, desired.logging)
+            self._changed(resource, "started logging" if desired.logging else "stopped logging")
+        outcome.is_logging = desired.logging
+        self.shared.cache.invalidate(("describe-trails", self.account_id, region))
+
+    def _create_trail(self, client: TrailClient, desired: DesiredTrail, resource: str) -> None:
+        client.create(desired)
+        self.shared.cache.invalidate(("describe-trails", self.account_id, desired.region))
+        self._changed(resource, f"created trail {desired.name}")
+        client.put_event_selectors(desired)
+        if desired.insight_selectors:
+            client.put_insight_selectors(list(desired.insight_selectors))
+        if desired.logging:
+            # A trail made through the API does not log until StartLogging.
+            client.set_logging(desired.name, True)
+            self._changed(resource, "started logging")
+
+    def _delete_trail(self, region: str) -> None:
+        client = self._trail_client(region)
+        observed = self._observe_trail(client, region)
+        if observed is None or observed.is_shadow or observed.tags.get(OWNER_TAG) != self.request.owner:
+            return
+        if self.request.act:
+            client.delete(observed.name)
+            self.shared.cache.invalidate(("describe-trails", self.account_id, region))
+            self._changed(f"trail/{region}", f"deleted trail {observed.name}")
+
+    # -- deletion -----------------------------------------------------------------------------------------
+
+    def delete(self) -> TrailOutcome:
+        """deletionPolicy Delete: remove the trails, our statements and subscriptions, and our empty buckets.
+
+        Never a bucket that holds objects, nor one another owner still writes to.
+        """
+        if self.spec.deletion_policy != DeletionPolicy.DELETE:
+            return self.outcome
+        by_region = {r.region: r for r in self.outcome.regions}
+        for region, outcome in by_region.items():
+            _guard(outcome, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
+            if self.spec.notifications is not None and outcome.failure is None:
+                _guard(outcome, lambda r=region: self._delete_topic(r))  # type: ignore[misc]
+        for bucket, regions in self._buckets().items():
+            _guard(by_region[regions[0]], lambda b=bucket, rs=regions: self._release_bucket(b, rs[0]))  # type: ignore[misc]
+        return self.outcome
+
+    def _delete_topic(self, region: str) -> None:
+        assert self.spec.notifications is not None
+        client = self._topic_client(region)
+        name = self.spec.notifications.topic_name
+        arn = client.topic_arn(name)
+        with self.shared.locks.hold(f"sns:{arn}"):
+            observed = client.observe(name)
+            if not observed.exists:
+                return
+            ours = {s.key for s in self.spec.notifications.subscriptions}
+            for sub in observed.subscriptions:
+                if (sub.protocol, sub.endpoint) in ours:
+                    client.unsubscribe(sub.arn)
+                    self._changed(f"subscription/{region}", f"unsubscribed {sub.protocol}:{sub.endpoint}")
+            remaining = remove_owner_statements(observed.policy, self.request.owner)
+            others_left = len(observed.subscriptions) > len(
+                [s for s in observed.subscriptions if (s.protocol, s.endpoint) in ours]
+            )
+            if (
+                observed.tags.get(OWNER_TAG) == self.request.owner
+                and not others_left
+                and not _foreign_owned(remaining)
+            ):
+                client.delete_topic(arn)
+                self._changed(f"topic/{region}", f"deleted topic {name}")
+            elif owner_statements(observed.policy, self.request.owner):
+                client.put_policy(arn, remaining or {"Version": "2012-10-17", "Statement": []})
+                self._changed(f"topic-policy/{region}", "removed trailkeeper statements")
+
+    def _release_bucket(self, bucket: str, home: str) -> None:
+        client = self._bucket_client(home)
+        with self.shared.locks.hold(f"s3:{bucket}"):
+            observed = client.observe(bucket)
+            if not observed.exists or not observed.owned_by_caller:
+                return
+            if owner_statements(observed.policy, self.request.owner):
+                remaining = remove_owner_statements(observed.policy, self.request.owner)
+                client.put_policy(remaining)
+                self._changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
+            else:
+                remaining = observed.policy
+            if observed.tags.get(OWNER_TAG) == self.request.owner and not _foreign_owned(remaining):
+                if client.delete_if_empty(bucket):
+                    self._changed(f"bucket/{bucket}", "deleted (empty)")
+                else:
+                    self._changed(f"bucket/{bucket}", "kept: it holds log files")
+
+
+def observed_mapping(observed: ObservedTrail) -> dict[str, Any]:
+    """The AWS client's observation in the shape the pure drift functions read (AWS's own key names)."""
+    return {
+        "Name": observed.name,
+        "TrailARN": observed.arn,
+        "HomeRegion": observed.home_region,
+        "S3BucketName": observed.s3_bucket,
+        "S3KeyPrefix": observed.s3_key_prefix,
+        "SnsTopicName": observed.sns_topic_name,
+        "SnsTopicARN": observed.sns_topic_arn,
+        "IncludeGlobalServiceEvents": observed.include_global_service_events,
+        "IsMultiRegionTrail": observed.is_multi_region,
+        "LogFileValidationEnabled": observed.log_file_validation,
+        "KmsKeyId": observed.kms_key_id,
+        "CloudWatchLogsLogGroupArn": observed.cloud_watch_logs_log_group_arn,
+        "CloudWatchLogsRoleArn": observed.cloud_watch_logs_role_arn,
+        "IsLogging": observed.is_logging,
+        "EventSelectors": observed.event_selectors,
+        "AdvancedEventSelectors": observed.advanced_event_selectors,
+        "InsightSelectors": observed.insight_selectors,
+        "Tags": observed.tags,
+    }
+
+
+def _foreign_owned(policy: dict[str, Any] | None) -> bool:
+    """Whether another trailkeeper object still has statements in a policy (its bucket/topic is in use)."""
+    statements = (policy or {}).get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    return any(is_trailkeeper_sid(s.get("Sid")) for s in statements if isinstance(s, dict))
+
+
+def reconcile_trail(request: TrailRequest, sessions: AwsSessions, shared: Shared) -> TrailOutcome:
+    return TrailReconciler(request, sessions, shared).run()
+
+
+def delete_trail(request: TrailRequest, sessions: AwsSessions, shared: Shared) -> TrailOutcome:
+    return TrailReconciler(request, sessions, shared).delete()
+
+
+def removed_subscriptions(old: TrailSpec | None, new: TrailSpec) -> tuple[tuple[str, str], ...]:
+    """Subscriptions the previous spec had and this one does not (they were ours: we may remove them)."""
+    if old is None or old.notifications is None:
+        return ()
+    keep = {s.key for s in new.notifications.subscriptions} if new.notifications else set()
+    return tuple(s.key for s in old.notifications.subscriptions if s.key not in keep)
+
+
+def removed_topic(old: TrailSpec | None, new: TrailSpec) -> str | None:
+    if old is None or old.notifications is None:
+        return None
+    if new.notifications is not None and new.notifications.topic_name == old.notifications.topic_name:
+        return None
+    return old.notifications.topic_name
