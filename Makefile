@@ -32,8 +32,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
+# The CRDs are generated from the models; the chart and deploy/ carry byte-equal copies.
 crds: $(STAMP)
 	$(BIN)/trailkeeper crds --output-dir crds
+	$(BIN)/trailkeeper crds --output-dir charts/trailkeeper/crds
+	$(BIN)/trailkeeper crds --output-dir deploy/crds
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ CRDs are the repository's, and the operator pod is locked down.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import tomllib
@@ -373,12 +374,25 @@ def collect_defines(nodes: list[Any]) -> dict[str, list[Any]]:
 # --- the chart -----------------------------------------------------------------------------------------
 
 
+# libyaml when present: the tests parse a few hundred rendered documents.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+
+
+def load_all(text: str) -> list[Any]:
+    return list(yaml.load_all(text, Loader=_LOADER))
+
+
+@functools.cache
+def _values_file() -> dict[str, Any]:
+    return load_yaml(CHART / "values.yaml")
 
 
 def default_values() -> dict[str, Any]:
-    return load_yaml(CHART / "values.yaml")
+    return copy.deepcopy(_values_file())
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -395,8 +409,13 @@ def template_files() -> list[Path]:
     return sorted(path for path in TEMPLATES.iterdir() if path.suffix == ".yaml")
 
 
+@functools.cache
+def _parsed(path: Path) -> list[Any]:
+    return parse_template(path.read_text(encoding="utf-8"))
+
+
 def _helpers() -> dict[str, list[Any]]:
-    return collect_defines(parse_template((TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")))
+    return collect_defines(_parsed(TEMPLATES / "_helpers.tpl"))
 
 
 def _context(values: dict[str, Any], release: str, namespace: str) -> dict[str, Any]:
@@ -419,8 +438,7 @@ def render_text(
     values = deep_merge(default_values(), overrides or {})
     context = _context(values, release, namespace)
     renderer = Renderer(context, _helpers(), every_branch=every_branch)
-    nodes = parse_template(path.read_text(encoding="utf-8"))
-    return renderer.render(nodes, context, {"$": context})
+    return renderer.render(_parsed(path), context, {"$": context})
 
 
 def render_chart(
@@ -430,7 +448,7 @@ def render_chart(
     docs: list[dict[str, Any]] = []
     for path in template_files():
         text = render_text(path, overrides, release=release, namespace=namespace)
-        docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+        docs.extend(doc for doc in load_all(text) if doc)
     return docs
 
 
@@ -746,10 +764,18 @@ def test_chart_metadata():
 @pytest.mark.parametrize("path", template_files(), ids=lambda path: path.name)
 def test_every_branch_of_every_template_parses_as_kubernetes_objects(path):
     text = render_text(path, every_branch=True)
-    docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    docs = [doc for doc in load_all(text) if doc is not None]
     for doc in docs:
         assert isinstance(doc, dict) and doc.get("apiVersion") and doc.get("kind"), doc
         assert doc["metadata"]["name"], doc
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_install_notes_render(mode):
+    notes = render_text(TEMPLATES / "NOTES.txt", MODES[mode], namespace="ops")
+    assert "kubectl -n ops logs deploy/trailkeeper" in notes
+    for namespace in MODES[mode].get("watchNamespaces", []):
+        assert namespace in notes
 
 
 def test_templates_use_only_known_helpers():
@@ -957,13 +983,17 @@ def test_image_defaults_to_the_app_version():
     assert operator_container(render_chart({"image": {"tag": "dev"}}))["image"] == "trailkeeper:dev"
 
 
-def test_several_replicas_require_peering():
-    deployment = one(render_chart({"replicaCount": 3}), "Deployment")
-    assert deployment["spec"]["replicas"] == 3
-    # Never two generations side by side: see the comment on the strategy in the template.
+def test_never_two_operator_pods_at_once():
+    # kopf has no leader election. _core/engines/peering.py process_peering_event pauses every operator
+    # that sees a live peer of equal priority, and all replicas share one; standalone they would all act.
+    deployment = one(render_chart(), "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    # Nor an old and a new pod side by side during a rollout.
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    with pytest.raises(TemplateFail, match="peering"):
-        render_chart({"replicaCount": 2, "peering": {"enabled": False}})
+    assert one(render_chart({"replicaCount": 0}), "Deployment")["spec"]["replicas"] == 0
+    for peering in (True, False):
+        with pytest.raises(TemplateFail, match="replicaCount"):
+            render_chart({"replicaCount": 2, "peering": {"enabled": peering}})
 
 
 def test_read_only_root_filesystem_has_a_writable_tmp():

@@ -1,8 +1,9 @@
-"""The plain manifests in deploy/ are the chart's output for its default values, and stand on their own.
+"""The plain manifests in deploy/ and the container image they run.
 
 `kubectl apply -k deploy/` (or `-f deploy/crds/` then `-f deploy/operator/`) must install what
 `helm install trailkeeper charts/trailkeeper -n trailkeeper` installs; these tests compare the two object
-by object, using the chart evaluator of test_chart.py.
+by object, using the chart evaluator of test_chart.py. The image (Dockerfile, constraints.txt) must run
+`trailkeeper run` as the non-root user the manifests expect, from pinned dependencies.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import aiohttp
 import kopf
@@ -55,10 +56,16 @@ WIDGET_CRD: dict[str, Any] = {
                     {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
                     {"name": "Colours", "type": "string", "jsonPath": ".spec.colours"},
                     {"name": "Parts", "type": "string", "jsonPath": ".status.parts[*].name"},
-                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                    {
+                        "name": "Ready",
+                        "type": "string",
+                        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                    },
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
             }
         ],
     },
@@ -147,17 +154,29 @@ class WatchStream:
         line = await asyncio.wait_for(self.response.content.readline(), timeout)
         if not line:
             return None
-        event: dict[str, Any] = __import__("json").loads(line)
+        event: dict[str, Any] = json.loads(line)
         return event
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = ..., interval: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T | None], *, timeout: float = ..., interval: float = ..., what: str = ...
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     *,
     timeout: float = 3.0,
     interval: float = 0.01,
     what: str = "the condition",
-) -> T:
+) -> Any:
     """Poll ``check`` until it returns something truthy; that value is returned."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -160,6 +160,8 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
     help="Multiply every object's resyncSeconds (below 1 only for demos and tests).",
 )
 @click.option("--max-workers", type=int, default=16, show_default=True, help="Concurrent reconciles.")
+@click.option("--no-rate-limit", is_flag=True,
+              help="No client-side AWS rate limit (only for local emulators such as moto).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)
 @click.option(
     "--log-level",
@@ -178,6 +180,7 @@ def run_command(
     metrics_port: int | None,
     resync_scale: float,
     max_workers: int,
+    no_rate_limit: bool,
     log_format: str,
     log_level: str,
     aws_endpoint_url: str | None,
@@ -195,7 +198,7 @@ def run_command(
         liveness_url=liveness,
         metrics_port=metrics_port,
     )
-    operate.run(config, endpoint_url=aws_endpoint_url, region=aws_region)
+    operate.run(config, endpoint_url=aws_endpoint_url, region=aws_region, rate_limited=not no_rate_limit)
 
 
 @cli.command()

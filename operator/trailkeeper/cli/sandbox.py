@@ -145,7 +145,7 @@ async def _serve(options: SandboxOptions) -> int:
             from trailkeeper.cli.operate import make_runtime
 
             config = OperatorConfig(peering=None, resync_scale=options.resync_scale)
-            runtime = make_runtime(config, endpoint_url=aws_url, region="us-east-1")
+            runtime = make_runtime(config, endpoint_url=aws_url, region="us-east-1", rate_limited=False)
             ready = asyncio.Event()
             operator = asyncio.create_task(
                 run_operator(runtime, server_url=server.url, stop_flag=stop, ready_flag=ready)

@@ -30,9 +30,10 @@ strategic merge for built-in kinds (applied as a merge patch), ``dryRun`` (400 r
 silent write), chunked lists (``limit`` is ignored and everything is returned), watch bookmarks
 other than the end of the initial events.
 
-kopf against it: log in with :func:`login_to` (or any kubeconfig written by
-:func:`write_kubeconfig`); cluster-wide and namespaced operation both work; run ``standalone``
-(no peering CRDs are installed).
+kopf against it: log in with :func:`login_to` from an ``@kopf.on.login`` handler, or let kopf's
+default login read a kubeconfig written by :func:`write_kubeconfig` (the ``kubernetes`` client
+reads ``KUBECONFIG`` when it is imported: set it before that, e.g. in a fresh process).
+Cluster-wide and namespaced operation both work; run ``standalone`` (no peering CRDs exist).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import pathlib
 import re
 import secrets
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
@@ -598,6 +600,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     require_namespaces: bool = True
     # How many past changes a watch can resume from before it gets 410 Gone.
     watch_history: int = 10_000
+    # kmock keeps every request for assertions; a sandbox runs for hours: keep the latest ones.
+    request_history: int = 10_000
 
     _resource_version: int = attrs.field(default=0, init=False)
     _custom: dict[kmock.resource, _CustomKind] = attrs.field(factory=dict, init=False)
@@ -618,7 +622,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self.fallback[kmock.action.DELETE] << self._serve_deletion
         self.fallback[kmock.method.PUT] << self._serve_replacement
         self.fallback[kmock.method.DELETE] << self._serve_collection_deletion
-        self.resources.load_bundled()
+        with warnings.catch_warnings():
+            # kmock reads its bundled file with a deprecated importlib call; not ours to fix.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.resources.load_bundled()
         for name in INITIAL_NAMESPACES:
             self._create_object(NAMESPACES, None, {"metadata": {"name": name}})
 
@@ -633,6 +640,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return await self._handle(request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if len(self._requests) > 2 * self.request_history:
+            del self._requests[: -self.request_history]
+            for reaction in self._payloads:
+                del reaction._requests[: -self.request_history]
         try:
             # Skip KubernetesEmulator._handle: it changes objects before routing, without bookkeeping.
             return await super(kmock.KubernetesEmulator, self)._handle(request)
@@ -640,6 +651,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             # API errors are answers (404, 409, 422, ...), not failures of the emulator: render
             # them here so that kmock does not collect them as errors of the test.
             return await self._render_error(exc)
+
+    def _get_resources(self) -> list[kmock.resource]:
+        # kmock also discovers the kinds of stored objects, deleted ones included, so a kind would
+        # outlive its CRD; here only declared (bundled or CRD-registered) kinds are served.
+        return kmock.KubernetesScaffold._get_resources(self)
 
     async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
         discovery = await super()._serve_version(request)
@@ -753,7 +769,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         resource = self._served(request)
         _reject_dry_run(request)
         key = self._key(resource, request)
-        options = _request_body(request)
+        # DeleteOptions matter only for their preconditions; typed clients send them as protobuf.
+        options = request.data
         preconditions = options.get("preconditions") if isinstance(options, dict) else None
         remaining = self._delete_object(resource, key, preconditions or {})
         if remaining is not None:
@@ -864,11 +881,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self, resource: kmock.resource | str, namespace: str | None, name: str
     ) -> JsonObject | None:
         """The stored object (a copy), or None if it does not exist."""
-        key = (
-            resource if isinstance(resource, kmock.resource) else kmock.resource(resource),
-            namespace,
-            name,
-        )
+        key = (kmock.resource(resource), namespace, name)
         if key not in self._objects or self._objects[key].deleted:
             return None
         return copy.deepcopy(self._objects[key].raw)
@@ -877,9 +890,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """The served resource of an ``apiVersion``/``kind`` pair, as kubectl maps manifests."""
         group, _, version = api_version.rpartition("/")
         for resource in self.resources:
-            if (resource.group, resource.version) == (group, version) and self.resources[
-                resource
-            ].kind == kind:
+            served_kind = self.resources[resource].kind
+            if resource.group == group and resource.version == version and served_kind == kind:
                 return resource
         raise _status_error(404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"')
 
@@ -1162,9 +1174,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             # A namespace terminates: its content is deleted first, then the namespace.
             self._mark_deleted(resource, key, obj)
             for content_key in self._live_keys(namespace=key[2]):
-                if content_key[0] != NAMESPACES and self.read_object(*content_key) is not None:
-                    with contextlib.suppress(kmock.KubernetesError):
-                        self._delete_object(content_key[0], content_key)
+                if self.read_object(*content_key) is not None:  # not gone with an earlier one
+                    self._delete_object(content_key[0], content_key)
             self._finish_namespace(key[2])
             return self.read_object(*key)
         if resource == CRDS:
@@ -1172,9 +1183,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             self._mark_deleted(resource, key, obj, finalizer=CRD_CLEANUP_FINALIZER)
             for served in [r for r, custom in self._custom.items() if custom.crd_name == key[2]]:
                 for object_key in self._live_keys(resource=served):
-                    if self.read_object(*object_key) is not None:
-                        with contextlib.suppress(kmock.KubernetesError):
-                            self._delete_object(served, object_key)
+                    if self.read_object(*object_key) is not None:  # not gone with an earlier one
+                        self._delete_object(served, object_key)
             self._finish_crd(key[2])
             return self.read_object(*key)
         if metadata.get("finalizers"):

@@ -37,8 +37,11 @@ def _ref(meta: Mapping[str, Any]) -> ObjectRef:
     )
 
 
-def _post(body: Any, report: PassReport, patch: Any) -> None:
-    """Write the status and Events of a pass; raise what makes kopf retry or stop retrying."""
+MAX_RETRY_DELAY = 300.0
+
+
+def _post(body: Any, report: PassReport, patch: Any, retry: int = 0) -> None:
+    """Write the status and Events of a pass; raise what makes kopf retry (backing off) or stop retrying."""
     if report.status:
         patch.status.update(report.status)
     for event in report.events:
@@ -46,7 +49,10 @@ def _post(body: Any, report: PassReport, patch: Any) -> None:
     if report.invalid is not None:
         raise kopf.PermanentError(report.invalid)
     if report.retry_after is not None:
-        raise kopf.TemporaryError("AWS not reached for every region; retrying", delay=report.retry_after)
+        delay = min(report.retry_after * 2 ** min(retry, 10), MAX_RETRY_DELAY)
+        raise kopf.TemporaryError(
+            f"not every region or bucket is in place; retrying in {delay:.0f} s", delay=delay
+        )
 
 
 def _due(
@@ -81,29 +87,39 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     tick = runtime.config.tick_seconds
 
     def run_trail(
-        trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, old: Any = None
+        trigger: Trigger,
+        body: Any,
+        meta: Any,
+        spec: Any,
+        status: Any,
+        patch: Any,
+        retry: int,
+        old: Any = None,
     ) -> None:
         ref = _ref(meta)
-        old_spec = (old or {}).get("spec") if isinstance(old, Mapping) else None
+        # With field="spec", kopf hands over the old value of the spec itself, not the old body.
+        old_spec = old if isinstance(old, Mapping) else None
         with runtime.object_locks.hold(ref.uid):
             report = trail_pass(
                 ref, spec, status, runtime.sessions, runtime.shared, trigger=trigger, old_spec_body=old_spec
             )
-        _post(body, report, patch)
+        _post(body, report, patch, retry)
 
-    @kopf.on.create(*TRAILS, registry=registry)
-    def trail_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
-        run_trail("create", body, meta, spec, status, patch)
+    @kopf.on.create(*TRAILS, id="trail_created", registry=registry)
+    def trail_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **_: Any) -> None:
+        run_trail("create", body, meta, spec, status, patch, retry)
 
-    @kopf.on.update(*TRAILS, field="spec", registry=registry)
-    def trail_updated(body: Any, meta: Any, spec: Any, status: Any, patch: Any, old: Any, **_: Any) -> None:
-        run_trail("update", body, meta, spec, status, patch, old=old)
+    @kopf.on.update(*TRAILS, field="spec", id="trail_updated", registry=registry)
+    def trail_updated(
+        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, old: Any, **_: Any
+    ) -> None:
+        run_trail("update", body, meta, spec, status, patch, retry, old=old)
 
-    @kopf.on.resume(*TRAILS, registry=registry)
-    def trail_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
-        run_trail("resume", body, meta, spec, status, patch)
+    @kopf.on.resume(*TRAILS, id="trail_resumed", registry=registry)
+    def trail_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **_: Any) -> None:
+        run_trail("resume", body, meta, spec, status, patch, retry)
 
-    @kopf.timer(*TRAILS, interval=tick, sharp=False, registry=registry)
+    @kopf.timer(*TRAILS, interval=tick, sharp=False, id="trail_drift_check", registry=registry)
     def trail_drift_check(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
         if _invalid_and_unchanged(meta, status) or not _due(runtime, meta, spec, status):
             return
@@ -113,16 +129,16 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         report.retry_after = None  # the next tick retries; a timer error would only add noise
         _post(body, report, patch)
 
-    @kopf.on.delete(*TRAILS, registry=registry)
-    def trail_deleted(body: Any, meta: Any, spec: Any, patch: Any, **_: Any) -> None:
+    @kopf.on.delete(*TRAILS, id="trail_deleted", registry=registry)
+    def trail_deleted(body: Any, meta: Any, spec: Any, patch: Any, retry: int, **_: Any) -> None:
         ref = _ref(meta)
         with runtime.object_locks.hold(ref.uid):
             report = trail_deletion(ref, spec, runtime.sessions, runtime.shared)
-        _post(body, report, patch)
+        _post(body, report, patch, retry)
 
     # LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its
     # buckets and prefix without an API call, and stays current as Trails change.
-    @kopf.index(*TRAILS, registry=registry)
+    @kopf.index(*TRAILS, id="trail_specs", registry=registry)
     def trail_specs(namespace: Any, name: Any, spec: Any, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
         return {(str(namespace or "default"), str(name)): dict(spec)}
 
@@ -133,8 +149,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         return found[0] if found else None
 
     def run_retention(
-        trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, index: Any
+        trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, kwargs: Any
     ) -> None:
+        index = kwargs["trail_specs"]
         ref = _ref(meta)
         with runtime.object_locks.hold(ref.uid):
             report = retention_pass(
@@ -146,21 +163,21 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 trigger=trigger,
                 trail_spec_body=trail_spec_for(spec, meta, index),
             )
-        _post(body, report, patch)
+        _post(body, report, patch, kwargs.get("retry", 0))
 
-    @kopf.on.create(*RETENTIONS, registry=registry)
+    @kopf.on.create(*RETENTIONS, id="retention_created", registry=registry)
     def retention_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        run_retention("create", body, meta, spec, status, patch, kwargs["trail_specs"])
+        run_retention("create", body, meta, spec, status, patch, kwargs)
 
-    @kopf.on.update(*RETENTIONS, field="spec", registry=registry)
+    @kopf.on.update(*RETENTIONS, field="spec", id="retention_updated", registry=registry)
     def retention_updated(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        run_retention("update", body, meta, spec, status, patch, kwargs["trail_specs"])
+        run_retention("update", body, meta, spec, status, patch, kwargs)
 
-    @kopf.on.resume(*RETENTIONS, registry=registry)
+    @kopf.on.resume(*RETENTIONS, id="retention_resumed", registry=registry)
     def retention_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        run_retention("resume", body, meta, spec, status, patch, kwargs["trail_specs"])
+        run_retention("resume", body, meta, spec, status, patch, kwargs)
 
-    @kopf.timer(*RETENTIONS, interval=tick, sharp=False, registry=registry)
+    @kopf.timer(*RETENTIONS, interval=tick, sharp=False, id="retention_drift_check", registry=registry)
     def retention_drift_check(
         body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any
     ) -> None:
@@ -178,7 +195,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         report.retry_after = None
         _post(body, report, patch)
 
-    @kopf.on.delete(*RETENTIONS, registry=registry)
+    @kopf.on.delete(*RETENTIONS, id="retention_deleted", registry=registry)
     def retention_deleted(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
         ref = _ref(meta)
         with runtime.object_locks.hold(ref.uid):
@@ -190,4 +207,4 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 runtime.shared,
                 trail_spec_for(spec, meta, kwargs["trail_specs"]),
             )
-        _post(body, report, patch)
+        _post(body, report, patch, kwargs.get("retry", 0))

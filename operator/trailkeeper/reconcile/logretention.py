@@ -92,7 +92,7 @@ class RetentionReconciler:
             probe = BucketClient(self.sessions.client("s3", home, self.account), home)
             region = probe.region_of(target.bucket)
             if region is None:
-                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist")
+                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist", retryable=True)
         return BucketClient(self.sessions.client("s3", region, self.account), region), region
 
     def _each(self, targets: tuple[RetentionTarget, ...], keep: bool) -> RetentionOutcome:
@@ -123,7 +123,8 @@ class RetentionReconciler:
         with self.shared.locks.hold(f"s3:{target.bucket}"):
             observed = client.observe(target.bucket, parts={"lifecycle"})
             if not observed.exists:
-                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist")
+                # Retryable: the Trail that delivers there may not have created it yet.
+                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist", retryable=True)
             rules = observed.lifecycle_rules
             if desired is not None:
                 diffs = diff_lifecycle_rule(resource, desired, rules)
@@ -133,7 +134,7 @@ class RetentionReconciler:
                 diffs = []
             outcome.diffs.extend(diffs)
             if diffs and self.request.act:
-                client.put_lifecycle(merge_lifecycle_rules(rules, rule_id, desired))
+                client.put_lifecycle(merge_lifecycle_rules(rules, rule_id, desired), bucket=target.bucket)
                 action = f"put rule {rule_id}" if desired is not None else f"removed rule {rule_id}"
                 outcome.changes.append(Change(resource, action))
 

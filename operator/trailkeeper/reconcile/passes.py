@@ -44,7 +44,7 @@ from trailkeeper.reconcile.trail import (
 )
 
 Trigger = Literal["create", "update", "resume", "timer"]
-_BACKOFF_SECONDS = 15.0
+_BACKOFF_SECONDS = 5.0
 
 
 @dataclass(frozen=True)

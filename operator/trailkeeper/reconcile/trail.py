@@ -217,7 +217,9 @@ class TrailReconciler:
                 f"bucket-policy/{bucket}", desired, current_policy, owner=self.request.owner
             )
             if self._diff(diffs):
-                client.put_policy(merge_statements(current_policy, self.request.owner, desired))
+                client.put_policy(
+                    merge_statements(current_policy, self.request.owner, desired), bucket=bucket
+                )
                 self._changed(f"bucket-policy/{bucket}", "put trailkeeper statements")
 
     def _reconcile_bucket_settings(self, client: BucketClient, observed: ObservedBucket) -> None:
@@ -386,7 +388,7 @@ class TrailReconciler:
             client.put_event_selectors(desired)
             self._changed(resource, "put event selectors")
         if fields & _INSIGHT_FIELDS:
-            client.put_insight_selectors(list(desired.insight_selectors))
+            client.put_insight_selectors(list(desired.insight_selectors), name=desired.name)
             self._changed(resource, "put insight selectors")
         if fields & _TAG_FIELDS:
             client.set_tags(observed.arn, desired.tags, observed.tags)
@@ -403,7 +405,7 @@ class TrailReconciler:
         self._changed(resource, f"created trail {desired.name}")
         client.put_event_selectors(desired)
         if desired.insight_selectors:
-            client.put_insight_selectors(list(desired.insight_selectors))
+            client.put_insight_selectors(list(desired.insight_selectors), name=desired.name)
         if desired.logging:
             # A trail made through the API does not log until StartLogging.
             client.set_logging(desired.name, True)
@@ -474,7 +476,7 @@ class TrailReconciler:
                 return
             if owner_statements(observed.policy, self.request.owner):
                 remaining = remove_owner_statements(observed.policy, self.request.owner)
-                client.put_policy(remaining)
+                client.put_policy(remaining, bucket=bucket)
                 self._changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
             else:
                 remaining = observed.policy

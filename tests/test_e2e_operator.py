@@ -1,0 +1,205 @@
+"""End to end: the real operator process (kopf) against the emulated Kubernetes API and moto over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from support.cluster import EmulatedCluster, OperatorProcess, eventually
+from support.moto_server import MotoServer
+
+pytestmark = pytest.mark.e2e
+
+TRAIL = {
+    "regions": ["us-east-1"],
+    "destination": {"bucket": "e2e-audit"},
+    "resyncSeconds": 30,
+}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(tmp_path / "kubeconfig") as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def operator(cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str,
+             tmp_path: Path) -> Iterator[OperatorProcess]:
+    moto_server.reset()
+    with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "operator.log") as process:
+        yield process
+
+
+def aws(service: str, endpoint: str, region: str = "us-east-1") -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+
+def trail_names(endpoint: str, region: str = "us-east-1") -> list[str]:
+    return sorted(t["Name"] for t in aws("cloudtrail", endpoint, region).describe_trails()["trailList"]
+                  if t.get("HomeRegion", region) == region and f":{region}:" in t["TrailARN"])
+
+
+def test_create_reaches_ready_with_aws_in_the_spec_state(cluster: EmulatedCluster, operator: OperatorProcess,
+                                                          moto_endpoint: str) -> None:
+    cluster.apply("Trail", "audit", {**TRAIL, "regions": ["us-east-1", "eu-west-1"],
+                                     "destination": {"bucket": "e2e-{region}"}})
+    ready = cluster.wait_condition("Trail", "audit", "Ready", "True")
+    assert ready["message"] == "2 of 2 trails logging"
+    status = cluster.status("Trail", "audit")
+    assert status["phase"] == "Ready"
+    assert status["observedGeneration"] == 1
+    assert [r["region"] for r in status["regions"]] == ["us-east-1", "eu-west-1"]
+    assert status["regions"][1]["trailArn"] == "arn:aws:cloudtrail:eu-west-1:123456789012:trail/audit"
+    for region in ("us-east-1", "eu-west-1"):
+        assert aws("cloudtrail", moto_endpoint, region).get_trail_status(Name="audit")["IsLogging"] is True
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Synced", "Drifted"}
+    reasons = [e["reason"] for e in cluster.events("audit")]
+    assert "Created" in reasons
+
+
+def test_spec_update_is_followed_in_aws(cluster: EmulatedCluster, operator: OperatorProcess,
+                                        moto_endpoint: str) -> None:
+    cluster.apply("Trail", "audit", {**TRAIL, "notifications": {
+        "topicName": "e2e-topic", "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}]}})
+    cluster.wait_condition("Trail", "audit", "Ready", "True")
+    cluster.patch_spec("Trail", "audit", {
+        "regions": ["us-east-1", "eu-west-1"],
+        "eventSelectors": [{"readWriteType": "WriteOnly", "includeManagementEvents": True}],
+        "notifications": None,
+    })
+
+    def followed() -> bool:
+        status = cluster.status("Trail", "audit")
+        return status.get("observedGeneration") == 2 and status.get("phase") == "Ready"
+
+    eventually(followed, what="the update reaching Ready")
+    assert trail_names(moto_endpoint, "eu-west-1") == ["audit"]
+    selectors = aws("cloudtrail", moto_endpoint).get_event_selectors(TrailName="audit")["EventSelectors"]
+    assert selectors[0]["ReadWriteType"] == "WriteOnly"
+    trail = aws("cloudtrail", moto_endpoint).get_trail(Name="audit")["Trail"]
+    assert not trail.get("SnsTopicName")
+    sns = aws("sns", moto_endpoint)
+    topic = sns.list_topics()["Topics"][0]["TopicArn"]
+    assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
+
+
+def test_out_of_band_drift_is_reported_and_corrected(cluster: EmulatedCluster, operator: OperatorProcess,
+                                                     moto_endpoint: str) -> None:
+    cluster.apply("Trail", "audit", {**TRAIL, "notifications": {
+        "topicName": "e2e-topic", "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}]}})
+    cluster.apply("LogRetention", "keep", {"trailRef": {"name": "audit"}, "expirationDays": 400,
+                                           "resyncSeconds": 30})
+    cluster.wait_condition("Trail", "audit", "Ready", "True")
+    cluster.wait_condition("LogRetention", "keep", "Ready", "True")
+    cloudtrail, s3, sns = (aws(s, moto_endpoint) for s in ("cloudtrail", "s3", "sns"))
+    cloudtrail.stop_logging(Name="audit")
+    policy = json.loads(s3.get_bucket_policy(Bucket="e2e-audit")["Policy"])
+    removed = policy["Statement"].pop(0)["Sid"]
+    s3.put_bucket_policy(Bucket="e2e-audit", Policy=json.dumps(policy))
+    s3.delete_bucket_lifecycle(Bucket="e2e-audit")
+    topic = sns.list_topics()["Topics"][0]["TopicArn"]
+    for sub in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+    def corrected_trail() -> list[dict[str, Any]] | None:
+        drift = cluster.status("Trail", "audit").get("drift") or []
+        return drift if {d["field"] for d in drift} >= {"IsLogging", f"Statement[{removed}]"} else None
+
+    drift = eventually(corrected_trail, timeout=15, what="the trail drift in status")
+    assert all(d["corrected"] for d in drift)
+    assert any(d["resource"] == "subscription/us-east-1" for d in drift)
+    assert cluster.condition("Trail", "audit", "Drifted")["reason"] == "DriftCorrected"
+    eventually(lambda: cloudtrail.get_trail_status(Name="audit")["IsLogging"], what="logging restarted")
+    eventually(lambda: sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"], what="resubscribed")
+    eventually(lambda: cluster.status("LogRetention", "keep").get("drift"), timeout=15, what="rule drift")
+    rules = eventually(lambda: s3.get_bucket_lifecycle_configuration(Bucket="e2e-audit")["Rules"]
+                       if _has_lifecycle(s3) else None, what="lifecycle rule restored")
+    assert rules[0]["ID"] == "trailkeeper-default-keep"
+    assert "DriftCorrected" in [e["reason"] for e in cluster.events("audit")]
+
+
+def _has_lifecycle(s3: Any) -> bool:
+    try:
+        s3.get_bucket_lifecycle_configuration(Bucket="e2e-audit")
+    except s3.exceptions.ClientError:
+        return False
+    return True
+
+
+def test_report_policy_only_reports_drift(cluster: EmulatedCluster, operator: OperatorProcess,
+                                          moto_endpoint: str) -> None:
+    cluster.apply("Trail", "audit", {**TRAIL, "driftPolicy": "Report"})
+    cluster.wait_condition("Trail", "audit", "Ready", "True")
+    cloudtrail = aws("cloudtrail", moto_endpoint)
+    cloudtrail.stop_logging(Name="audit")
+    drifted = cluster.wait_condition("Trail", "audit", "Drifted", "True", reason="DriftDetected", timeout=15)
+    assert "not corrected" in drifted["message"]
+    status = cluster.status("Trail", "audit")
+    assert status["phase"] == "Drifted"
+    assert status["drift"] == [{**status["drift"][0], "resource": "trail/us-east-1", "field": "IsLogging",
+                                "desired": "true", "actual": "false", "corrected": False}]
+    assert cluster.condition("Trail", "audit", "Ready")["status"] == "False"
+    assert cloudtrail.get_trail_status(Name="audit")["IsLogging"] is False
+
+
+def test_delete_with_retain_and_with_delete(cluster: EmulatedCluster, operator: OperatorProcess,
+                                            moto_endpoint: str) -> None:
+    cluster.apply("Trail", "kept", {**TRAIL, "destination": {"bucket": "e2e-kept"}})
+    cluster.apply("Trail", "gone", {**TRAIL, "destination": {"bucket": "e2e-gone"}, "deletionPolicy": "Delete"})
+    cluster.wait_condition("Trail", "kept", "Ready", "True")
+    cluster.wait_condition("Trail", "gone", "Ready", "True")
+    cluster.delete("Trail", "kept")
+    cluster.delete("Trail", "gone")
+    eventually(lambda: cluster.get("Trail", "kept") is None and cluster.get("Trail", "gone") is None,
+               what="both objects gone (finalizer released)")
+    assert trail_names(moto_endpoint) == ["kept"]
+    buckets = {b["Name"] for b in aws("s3", moto_endpoint).list_buckets()["Buckets"]}
+    assert buckets == {"e2e-kept"}, "the empty bucket trailkeeper made for 'gone' is deleted too"
+
+
+def test_invalid_spec_reports_the_field_and_calls_no_aws(cluster: EmulatedCluster, operator: OperatorProcess,
+                                                        moto_endpoint: str) -> None:
+    cluster.apply("Trail", "bad", {"regions": ["us-east-1"], "destination": {"bucket": "Not_A_Bucket"}})
+    cluster.apply("Trail", "good", TRAIL)
+    ready = cluster.wait_condition("Trail", "bad", "Ready", "False", reason="InvalidSpec")
+    assert "spec.destination.bucket" in ready["message"]
+    cluster.wait_condition("Trail", "good", "Ready", "True")
+    assert trail_names(moto_endpoint) == ["good"]
+    assert "InvalidSpec" in [e["reason"] for e in cluster.events("bad")]
+    cluster.patch_spec("Trail", "bad", {"destination": {"bucket": "e2e-fixed"}})
+    cluster.wait_condition("Trail", "bad", "Ready", "True")
+
+
+def test_twenty_trails_at_once_all_reach_ready(cluster: EmulatedCluster, operator: OperatorProcess,
+                                               moto_endpoint: str) -> None:
+    names = [f"fleet-{i:02d}" for i in range(20)]
+    for name in names:
+        cluster.apply("Trail", name, {**TRAIL, "destination": {"bucket": f"e2e-{name}"}})
+    for name in names:
+        cluster.wait_condition("Trail", name, "Ready", "True", timeout=60)
+    assert trail_names(moto_endpoint) == names
+
+
+def test_restart_between_create_trail_and_start_logging_converges(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str, tmp_path: Path
+) -> None:
+    # The state a crash between CreateTrail and StartLogging leaves: the trail exists, tagged as ours,
+    # but does not log. The operator is killed first, then started again over that state.
+    operator.kill()
+    cluster.apply("Trail", "audit", TRAIL)
+    s3 = aws("s3", moto_endpoint)
+    s3.create_bucket(Bucket="e2e-audit")
+    aws("cloudtrail", moto_endpoint).create_trail(
+        Name="audit", S3BucketName="e2e-audit",
+        TagsList=[{"Key": "trailkeeper.io/owner", "Value": "default/audit"}],
+    )
+    with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "restarted.log"):
+        cluster.wait_condition("Trail", "audit", "Ready", "True")
+    assert trail_names(moto_endpoint) == ["audit"]
+    assert aws("cloudtrail", moto_endpoint).get_trail_status(Name="audit")["IsLogging"] is True
