@@ -29,8 +29,9 @@ def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
 
 
 @pytest.fixture
-def operator(cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str,
-             tmp_path: Path) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
     moto_server.reset()
     with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "operator.log") as process:
         yield process
@@ -41,14 +42,21 @@ def aws(service: str, endpoint: str, region: str = "us-east-1") -> Any:
 
 
 def trail_names(endpoint: str, region: str = "us-east-1") -> list[str]:
-    return sorted(t["Name"] for t in aws("cloudtrail", endpoint, region).describe_trails()["trailList"]
-                  if t.get("HomeRegion", region) == region and f":{region}:" in t["TrailARN"])
+    return sorted(
+        t["Name"]
+        for t in aws("cloudtrail", endpoint, region).describe_trails()["trailList"]
+        if t.get("HomeRegion", region) == region and f":{region}:" in t["TrailARN"]
+    )
 
 
-def test_create_reaches_ready_with_aws_in_the_spec_state(cluster: EmulatedCluster, operator: OperatorProcess,
-                                                          moto_endpoint: str) -> None:
-    cluster.apply("Trail", "audit", {**TRAIL, "regions": ["us-east-1", "eu-west-1"],
-                                     "destination": {"bucket": "e2e-{region}"}})
+def test_create_reaches_ready_with_aws_in_the_spec_state(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
+    cluster.apply(
+        "Trail",
+        "audit",
+        {**TRAIL, "regions": ["us-east-1", "eu-west-1"], "destination": {"bucket": "e2e-{region}"}},
+    )
     ready = cluster.wait_condition("Trail", "audit", "Ready", "True")
     assert ready["message"] == "2 of 2 trails logging"
     status = cluster.status("Trail", "audit")
@@ -63,16 +71,30 @@ def test_create_reaches_ready_with_aws_in_the_spec_state(cluster: EmulatedCluste
     assert "Created" in reasons
 
 
-def test_spec_update_is_followed_in_aws(cluster: EmulatedCluster, operator: OperatorProcess,
-                                        moto_endpoint: str) -> None:
-    cluster.apply("Trail", "audit", {**TRAIL, "notifications": {
-        "topicName": "e2e-topic", "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}]}})
+def test_spec_update_is_followed_in_aws(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
+    cluster.apply(
+        "Trail",
+        "audit",
+        {
+            **TRAIL,
+            "notifications": {
+                "topicName": "e2e-topic",
+                "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}],
+            },
+        },
+    )
     cluster.wait_condition("Trail", "audit", "Ready", "True")
-    cluster.patch_spec("Trail", "audit", {
-        "regions": ["us-east-1", "eu-west-1"],
-        "eventSelectors": [{"readWriteType": "WriteOnly", "includeManagementEvents": True}],
-        "notifications": None,
-    })
+    cluster.patch_spec(
+        "Trail",
+        "audit",
+        {
+            "regions": ["us-east-1", "eu-west-1"],
+            "eventSelectors": [{"readWriteType": "WriteOnly", "includeManagementEvents": True}],
+            "notifications": None,
+        },
+    )
 
     def followed() -> bool:
         status = cluster.status("Trail", "audit")
@@ -89,12 +111,23 @@ def test_spec_update_is_followed_in_aws(cluster: EmulatedCluster, operator: Oper
     assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
 
 
-def test_out_of_band_drift_is_reported_and_corrected(cluster: EmulatedCluster, operator: OperatorProcess,
-                                                     moto_endpoint: str) -> None:
-    cluster.apply("Trail", "audit", {**TRAIL, "notifications": {
-        "topicName": "e2e-topic", "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}]}})
-    cluster.apply("LogRetention", "keep", {"trailRef": {"name": "audit"}, "expirationDays": 400,
-                                           "resyncSeconds": 30})
+def test_out_of_band_drift_is_reported_and_corrected(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
+    cluster.apply(
+        "Trail",
+        "audit",
+        {
+            **TRAIL,
+            "notifications": {
+                "topicName": "e2e-topic",
+                "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}],
+            },
+        },
+    )
+    cluster.apply(
+        "LogRetention", "keep", {"trailRef": {"name": "audit"}, "expirationDays": 400, "resyncSeconds": 30}
+    )
     cluster.wait_condition("Trail", "audit", "Ready", "True")
     cluster.wait_condition("LogRetention", "keep", "Ready", "True")
     cloudtrail, s3, sns = (aws(s, moto_endpoint) for s in ("cloudtrail", "s3", "sns"))
@@ -118,8 +151,12 @@ def test_out_of_band_drift_is_reported_and_corrected(cluster: EmulatedCluster, o
     eventually(lambda: cloudtrail.get_trail_status(Name="audit")["IsLogging"], what="logging restarted")
     eventually(lambda: sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"], what="resubscribed")
     eventually(lambda: cluster.status("LogRetention", "keep").get("drift"), timeout=15, what="rule drift")
-    rules = eventually(lambda: s3.get_bucket_lifecycle_configuration(Bucket="e2e-audit")["Rules"]
-                       if _has_lifecycle(s3) else None, what="lifecycle rule restored")
+    rules = eventually(
+        lambda: (
+            s3.get_bucket_lifecycle_configuration(Bucket="e2e-audit")["Rules"] if _has_lifecycle(s3) else None
+        ),
+        what="lifecycle rule restored",
+    )
     assert rules[0]["ID"] == "trailkeeper-default-keep"
     assert "DriftCorrected" in [e["reason"] for e in cluster.events("audit")]
 
@@ -132,8 +169,9 @@ def _has_lifecycle(s3: Any) -> bool:
     return True
 
 
-def test_report_policy_only_reports_drift(cluster: EmulatedCluster, operator: OperatorProcess,
-                                          moto_endpoint: str) -> None:
+def test_report_policy_only_reports_drift(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
     cluster.apply("Trail", "audit", {**TRAIL, "driftPolicy": "Report"})
     cluster.wait_condition("Trail", "audit", "Ready", "True")
     cloudtrail = aws("cloudtrail", moto_endpoint)
@@ -142,29 +180,43 @@ def test_report_policy_only_reports_drift(cluster: EmulatedCluster, operator: Op
     assert "not corrected" in drifted["message"]
     status = cluster.status("Trail", "audit")
     assert status["phase"] == "Drifted"
-    assert status["drift"] == [{**status["drift"][0], "resource": "trail/us-east-1", "field": "IsLogging",
-                                "desired": "true", "actual": "false", "corrected": False}]
+    assert status["drift"] == [
+        {
+            **status["drift"][0],
+            "resource": "trail/us-east-1",
+            "field": "IsLogging",
+            "desired": "true",
+            "actual": "false",
+            "corrected": False,
+        }
+    ]
     assert cluster.condition("Trail", "audit", "Ready")["status"] == "False"
     assert cloudtrail.get_trail_status(Name="audit")["IsLogging"] is False
 
 
-def test_delete_with_retain_and_with_delete(cluster: EmulatedCluster, operator: OperatorProcess,
-                                            moto_endpoint: str) -> None:
+def test_delete_with_retain_and_with_delete(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
     cluster.apply("Trail", "kept", {**TRAIL, "destination": {"bucket": "e2e-kept"}})
-    cluster.apply("Trail", "gone", {**TRAIL, "destination": {"bucket": "e2e-gone"}, "deletionPolicy": "Delete"})
+    cluster.apply(
+        "Trail", "gone", {**TRAIL, "destination": {"bucket": "e2e-gone"}, "deletionPolicy": "Delete"}
+    )
     cluster.wait_condition("Trail", "kept", "Ready", "True")
     cluster.wait_condition("Trail", "gone", "Ready", "True")
     cluster.delete("Trail", "kept")
     cluster.delete("Trail", "gone")
-    eventually(lambda: cluster.get("Trail", "kept") is None and cluster.get("Trail", "gone") is None,
-               what="both objects gone (finalizer released)")
+    eventually(
+        lambda: cluster.get("Trail", "kept") is None and cluster.get("Trail", "gone") is None,
+        what="both objects gone (finalizer released)",
+    )
     assert trail_names(moto_endpoint) == ["kept"]
     buckets = {b["Name"] for b in aws("s3", moto_endpoint).list_buckets()["Buckets"]}
     assert buckets == {"e2e-kept"}, "the empty bucket trailkeeper made for 'gone' is deleted too"
 
 
-def test_invalid_spec_reports_the_field_and_calls_no_aws(cluster: EmulatedCluster, operator: OperatorProcess,
-                                                        moto_endpoint: str) -> None:
+def test_invalid_spec_reports_the_field_and_calls_no_aws(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
     cluster.apply("Trail", "bad", {"regions": ["us-east-1"], "destination": {"bucket": "Not_A_Bucket"}})
     cluster.apply("Trail", "good", TRAIL)
     ready = cluster.wait_condition("Trail", "bad", "Ready", "False", reason="InvalidSpec")
@@ -176,8 +228,9 @@ def test_invalid_spec_reports_the_field_and_calls_no_aws(cluster: EmulatedCluste
     cluster.wait_condition("Trail", "bad", "Ready", "True")
 
 
-def test_twenty_trails_at_once_all_reach_ready(cluster: EmulatedCluster, operator: OperatorProcess,
-                                               moto_endpoint: str) -> None:
+def test_twenty_trails_at_once_all_reach_ready(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
     names = [f"fleet-{i:02d}" for i in range(20)]
     for name in names:
         cluster.apply("Trail", name, {**TRAIL, "destination": {"bucket": f"e2e-{name}"}})
@@ -196,7 +249,8 @@ def test_restart_between_create_trail_and_start_logging_converges(
     s3 = aws("s3", moto_endpoint)
     s3.create_bucket(Bucket="e2e-audit")
     aws("cloudtrail", moto_endpoint).create_trail(
-        Name="audit", S3BucketName="e2e-audit",
+        Name="audit",
+        S3BucketName="e2e-audit",
         TagsList=[{"Key": "trailkeeper.io/owner", "Value": "default/audit"}],
     )
     with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "restarted.log"):

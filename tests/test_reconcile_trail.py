@@ -220,3 +220,18 @@ def test_one_failing_region_does_not_stop_the_others(aws: AwsSessions) -> None:
     assert failed == {"eu-west-1": "NoSuchBucket"}
     assert aws.client("cloudtrail", "us-east-1").get_trail_status(Name="audit")["IsLogging"] is True
     assert len(outcome.regions) == 2
+
+
+def test_kms_alias_is_resolved_so_a_steady_state_is_not_rewritten(aws: AwsSessions) -> None:
+    kms = aws.client("kms", "us-east-1")
+    key = kms.create_key()["KeyMetadata"]
+    kms.create_alias(AliasName="alias/cloudtrail", TargetKeyId=key["KeyId"])
+    trail_spec = spec(destination={"bucket": "acme-audit", "kmsKeyId": "alias/cloudtrail"})
+    reconcile_trail(request(trail_spec), aws, Shared())
+    trail = aws.client("cloudtrail", "us-east-1").get_trail(Name="audit")["Trail"]
+    assert trail["KmsKeyId"] in (key["Arn"], "alias/cloudtrail")
+    assert aws.recorder is not None
+    aws.recorder.reset()
+    again = reconcile_trail(request(trail_spec), aws, Shared())
+    assert [d.field for d in again.diffs if d.resource.startswith("trail/")] == []
+    assert "cloudtrail:UpdateTrail" not in mutating(aws)

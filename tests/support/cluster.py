@@ -28,8 +28,13 @@ GROUP_PATH = "/apis/trailkeeper.io/v1alpha1"
 PLURALS = {"Trail": "trails", "LogRetention": "logretentions"}
 
 
-def eventually(check: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.1,
-               what: str = "the condition") -> T:
+def eventually(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.1,
+    what: str = "the condition",
+) -> T:
     """Poll until `check` returns something truthy, and return it."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -73,8 +78,9 @@ class EmulatedCluster:
             self.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(info))
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
@@ -94,8 +100,12 @@ class EmulatedCluster:
         return f"{base}/{name}" if name else base
 
     def apply(self, kind: str, name: str, spec: dict[str, Any], namespace: str = "default") -> None:
-        body = {"apiVersion": "trailkeeper.io/v1alpha1", "kind": kind,
-                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        body = {
+            "apiVersion": "trailkeeper.io/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
         self.request("POST", self.path(kind, namespace=namespace), body)
 
     def patch_spec(self, kind: str, name: str, spec: dict[str, Any], namespace: str = "default") -> None:
@@ -122,8 +132,17 @@ class EmulatedCluster:
                 return dict(condition)
         return {}
 
-    def wait_condition(self, kind: str, name: str, type_: str, status: str, *, reason: str | None = None,
-                       timeout: float = 20.0, namespace: str = "default") -> dict[str, Any]:
+    def wait_condition(
+        self,
+        kind: str,
+        name: str,
+        type_: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        timeout: float = 20.0,
+        namespace: str = "default",
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             found = self.condition(kind, name, type_, namespace)
             if found.get("status") == status and (reason is None or found.get("reason") == reason):
@@ -140,12 +159,26 @@ class EmulatedCluster:
 class OperatorProcess:
     """`trailkeeper run` in a subprocess against the emulated API and a moto endpoint."""
 
-    def __init__(self, kubeconfig: Path, aws_endpoint: str, log: Path, *extra: str,
-                 resync_scale: float = 0.05) -> None:
+    def __init__(
+        self, kubeconfig: Path, aws_endpoint: str, log: Path, *extra: str, resync_scale: float = 0.05
+    ) -> None:
         self.args = [
-            sys.executable, "-m", "trailkeeper", "run", "--standalone", "-A",
-            "--resync-scale", str(resync_scale), "--aws-endpoint-url", aws_endpoint, "--aws-region", "us-east-1",
-            "--log-level", "INFO", "--no-rate-limit", *extra,
+            sys.executable,
+            "-m",
+            "trailkeeper",
+            "run",
+            "--standalone",
+            "-A",
+            "--resync-scale",
+            str(resync_scale),
+            "--aws-endpoint-url",
+            aws_endpoint,
+            "--aws-region",
+            "us-east-1",
+            "--log-level",
+            "INFO",
+            "--no-rate-limit",
+            *extra,
         ]
         self.env = {
             **os.environ,
@@ -180,8 +213,9 @@ class OperatorProcess:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
         if exc is not None:
             sys.stderr.write("---- operator log (tail) ----\n" + self.output()[-6000:])

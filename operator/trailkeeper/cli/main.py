@@ -160,8 +160,11 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
     help="Multiply every object's resyncSeconds (below 1 only for demos and tests).",
 )
 @click.option("--max-workers", type=int, default=16, show_default=True, help="Concurrent reconciles.")
-@click.option("--no-rate-limit", is_flag=True,
-              help="No client-side AWS rate limit (only for local emulators such as moto).")
+@click.option(
+    "--no-rate-limit",
+    is_flag=True,
+    help="No client-side AWS rate limit (only for local emulators such as moto).",
+)
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)
 @click.option(
     "--log-level",

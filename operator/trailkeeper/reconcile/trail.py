@@ -7,6 +7,7 @@ observe and report). One failing region does not stop the others; its error is k
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -351,8 +352,18 @@ class TrailReconciler:
         described = self.shared.cache.get(key, client.list_names)
         return client.observe(self.request.trail_name, described=described)
 
+    def _resolve_kms_alias(self, desired: DesiredTrail) -> DesiredTrail:
+        """CloudTrail reports the key ARN; an alias in the spec is resolved to it before comparing, or every
+        pass would see a difference and rewrite the trail."""
+        key = desired.kms_key_id
+        if not key or not (key.startswith("alias/") or ":alias/" in key):
+            return desired
+        kms = self.sessions.client("kms", desired.region, self.account)
+        arn = str(kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"])
+        return dataclasses.replace(desired, kms_key_id=arn)
+
     def _reconcile_trail(self, region: str, outcome: RegionOutcome) -> None:
-        desired = self.desired[region]
+        desired = self._resolve_kms_alias(self.desired[region])
         client = self._trail_client(region)
         resource = f"trail/{region}"
         observed = self._observe_trail(client, region)

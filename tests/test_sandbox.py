@@ -1,0 +1,134 @@
+"""`trailkeeper sandbox` (what `make run` runs), and kubectl driving it as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.cluster import eventually
+from support.moto_server import free_port
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parent.parent
+KUBECTL = shutil.which("kubectl")
+
+
+def sandbox_command(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "trailkeeper",
+        "sandbox",
+        "--port",
+        str(free_port()),
+        "--aws-port",
+        str(free_port()),
+        "--kubeconfig",
+        str(tmp_path / "kubeconfig"),
+        *extra,
+    ]
+
+
+def test_sandbox_applies_the_examples_and_they_reach_ready(tmp_path: Path) -> None:
+    done = subprocess.run(
+        sandbox_command(tmp_path, "--exit-when-ready"), cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Applied 4 objects from examples/" in out
+    for name in (
+        "Trail default/audit:",
+        "Trail default/audit-basic:",
+        "Trail default/central-audit:",
+        "LogRetention default/audit-retention:",
+    ):
+        line = next(line for line in out.splitlines() if name in line)
+        assert ": True Reconciled" in line, line
+    assert f"export KUBECONFIG={tmp_path / 'kubeconfig'}" in out
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def running_sandbox(tmp_path: Path) -> Iterator[dict[str, str]]:
+    log = (tmp_path / "sandbox.log").open("w")
+    process = subprocess.Popen(
+        sandbox_command(tmp_path, "--no-examples"), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        eventually(
+            lambda: "Running; Ctrl-C stops it." in (tmp_path / "sandbox.log").read_text(),
+            timeout=60,
+            what="the sandbox coming up",
+        )
+        yield {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    finally:
+        process.terminate()
+        process.wait(20)
+        log.close()
+
+
+def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    assert KUBECTL is not None
+    done = subprocess.run([KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+MANIFEST = """\
+apiVersion: trailkeeper.io/v1alpha1
+kind: Trail
+metadata: {name: from-kubectl}
+spec:
+  regions: [us-east-1, eu-west-1]
+  destination: {bucket: "kubectl-{region}"}
+  deletionPolicy: Delete
+---
+apiVersion: trailkeeper.io/v1alpha1
+kind: LogRetention
+metadata: {name: from-kubectl}
+spec:
+  trailRef: {name: from-kubectl}
+  expirationDays: 365
+"""
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on this machine")
+def test_kubectl_apply_get_describe_delete(running_sandbox: dict[str, str]) -> None:
+    env = running_sandbox
+    applied = kubectl(env, "apply", "--validate=false", "-f", "-", stdin=MANIFEST)
+    assert "trail.trailkeeper.io/from-kubectl created" in applied
+
+    def ready_row() -> str | None:
+        rows = kubectl(env, "get", "trails").splitlines()
+        row = next((r for r in rows if r.startswith("from-kubectl")), "")
+        return row if " True " in row else None
+
+    row = eventually(ready_row, timeout=30, what="READY True in kubectl get trails")
+    header = kubectl(env, "get", "trl").splitlines()[0].split()
+    assert header == ["NAME", "REGIONS", "LOGGING", "DRIFT", "READY", "AGE"]
+    assert '["us-east-1","eu-west-1"]' in row and "true" in row
+    eventually(
+        lambda: " True " in kubectl(env, "get", "lret", "from-kubectl"),
+        timeout=30,
+        what="the LogRetention Ready",
+    )
+    retention_header = kubectl(env, "get", "logretentions").splitlines()[0].split()
+    assert retention_header == ["NAME", "BUCKET", "EXPIRE", "DRIFT", "READY", "AGE"]
+    assert "365" in kubectl(env, "get", "logretentions")
+    described = kubectl(env, "describe", "trail", "from-kubectl")
+    assert "2 of 2 trails logging" in described
+    assert "arn:aws:cloudtrail:eu-west-1:123456789012:trail/from-kubectl" in described
+    category = kubectl(env, "get", "trailkeeper")
+    assert "trail.trailkeeper.io/from-kubectl" in category
+    started = time.monotonic()
+    kubectl(env, "delete", "logretention", "from-kubectl")
+    kubectl(env, "delete", "trail", "from-kubectl")
+    assert time.monotonic() - started < 60
+    assert "from-kubectl" not in kubectl(env, "get", "trails")
