@@ -38,7 +38,12 @@ def sandbox_command(tmp_path: Path, *extra: str) -> list[str]:
 
 def test_sandbox_applies_the_examples_and_they_reach_ready(tmp_path: Path) -> None:
     done = subprocess.run(
-        sandbox_command(tmp_path, "--exit-when-ready"), cwd=ROOT, capture_output=True, text=True, timeout=180
+        sandbox_command(tmp_path, "--exit-when-ready"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -76,7 +81,9 @@ def running_sandbox(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     assert KUBECTL is not None
-    done = subprocess.run([KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [KUBECTL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
     return done.stdout
 
