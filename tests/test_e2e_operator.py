@@ -257,3 +257,91 @@ def test_restart_between_create_trail_and_start_logging_converges(
         cluster.wait_condition("Trail", "audit", "Ready", "True")
     assert trail_names(moto_endpoint) == ["audit"]
     assert aws("cloudtrail", moto_endpoint).get_trail_status(Name="audit")["IsLogging"] is True
+
+
+def _rule_ids(s3: Any, bucket: str) -> list[str]:
+    try:
+        return [r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]]
+    except s3.exceptions.ClientError:
+        return []
+
+
+def test_log_retention_waits_for_its_trail_and_follows_a_bucket_change(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
+    cluster.apply("LogRetention", "keep", {"trailRef": {"name": "audit"}, "expirationDays": 400})
+    missing = cluster.wait_condition("LogRetention", "keep", "Ready", "False", reason="TrailNotFound")
+    assert "audit" in missing["message"]
+    cluster.apply("Trail", "audit", TRAIL)
+    cluster.wait_condition("LogRetention", "keep", "Ready", "True", timeout=30)
+    s3 = aws("s3", moto_endpoint)
+    assert _rule_ids(s3, "e2e-audit") == ["trailkeeper-default-keep"]
+    cluster.patch_spec("Trail", "audit", {"destination": {"bucket": "e2e-moved"}})
+    eventually(
+        lambda: _rule_ids(s3, "e2e-moved") == ["trailkeeper-default-keep"],
+        timeout=30,
+        what="the rule on the Trail's new bucket",
+    )
+    eventually(lambda: _rule_ids(s3, "e2e-audit") == [], what="the rule taken off the old bucket")
+    buckets = [b["bucket"] for b in cluster.status("LogRetention", "keep")["buckets"]]
+    assert buckets == ["e2e-moved"]
+
+
+def test_compliance_is_reported_and_flips_when_the_spec_is_fixed(
+    cluster: EmulatedCluster, operator: OperatorProcess, moto_endpoint: str
+) -> None:
+    cluster.apply("Trail", "audit", {**TRAIL, "multiRegion": True})
+    cluster.wait_condition("Trail", "audit", "Compliant", "False", timeout=30)
+    entries = {c["control"]: c for c in cluster.status("Trail", "audit")["compliance"]}
+    failed = sorted(control for control, entry in entries.items() if not entry["passed"])
+    assert failed == ["CIS-3.10", "CIS-3.11", "CIS-3.4", "CIS-3.6", "CIS-3.7"]
+    assert entries["CIS-3.1"]["passed"] and entries["CIS-3.2"]["passed"] and entries["CIS-3.3"]["passed"]
+    message = cluster.condition("Trail", "audit", "Compliant")["message"]
+    assert "CIS-3.7" in message
+
+    # The fixes: server access logging on the bucket (the bucket owner's job), then the spec.
+    s3 = aws("s3", moto_endpoint)
+    s3.create_bucket(Bucket="e2e-access-logs")
+    s3.put_bucket_policy(
+        Bucket="e2e-access-logs",
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "logging.s3.amazonaws.com"},
+                        "Action": "s3:PutObject",
+                        "Resource": "arn:aws:s3:::e2e-access-logs/*",
+                    }
+                ],
+            }
+        ),
+    )
+    s3.put_bucket_logging(
+        Bucket="e2e-audit",
+        BucketLoggingStatus={"LoggingEnabled": {"TargetBucket": "e2e-access-logs", "TargetPrefix": "audit/"}},
+    )
+    key = aws("kms", moto_endpoint).create_key()["KeyMetadata"]["Arn"]
+    group = aws("logs", moto_endpoint)
+    group.create_log_group(logGroupName="cloudtrail")
+    group_arn = "arn:aws:logs:us-east-1:123456789012:log-group:cloudtrail:*"
+    cluster.patch_spec(
+        "Trail",
+        "audit",
+        {
+            "destination": {"bucket": "e2e-audit", "kmsKeyId": key},
+            "cloudWatchLogs": {"logGroupArn": group_arn, "roleArn": "arn:aws:iam::123456789012:role/ct-logs"},
+            "eventSelectors": [
+                {
+                    "readWriteType": "All",
+                    "includeManagementEvents": True,
+                    "dataResources": [{"type": "AWS::S3::Object", "values": ["arn:aws:s3"]}],
+                }
+            ],
+        },
+    )
+    compliant = cluster.wait_condition("Trail", "audit", "Compliant", "True", timeout=30)
+    assert compliant["reason"] == "AllControlsPassed"
+    reasons = [e["reason"] for e in cluster.events("audit")]
+    assert "ControlPassed" in reasons

@@ -178,6 +178,9 @@ class OperatorProcess:
             "--log-level",
             "INFO",
             "--no-rate-limit",
+            # CIS-3.1 coverage of the regions the tests use, not of every region moto knows.
+            "--compliance-regions",
+            "us-east-1,eu-west-1",
             *extra,
         ]
         self.env = {

@@ -335,3 +335,4 @@ class TrailStatus(Model):
     account_id: str | None = None
     last_sync_time: str | None = None
     last_drift_check_time: str | None = None
+    last_compliance_check_time: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,9 +13,11 @@ from trailkeeper.api.crd import crd_files
 from trailkeeper.api.manifests import Manifest, load_manifests
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.cli import operate
+from trailkeeper.cli.audit import audit
 from trailkeeper.cli.operate import configure_logging
 from trailkeeper.cli.pipeline import run_manifests
 from trailkeeper.core.plan import render_plan
+from trailkeeper.iam_policy import render_iam_policy
 from trailkeeper.kube.config import OperatorConfig
 
 
@@ -83,7 +86,10 @@ aws_region = click.option(
 
 
 def _sessions(endpoint: str | None, region: str | None) -> AwsSessions:
-    return AwsSessions(endpoint_url=endpoint, default_region=region)
+    # STS and bucket look-ups need some region; us-east-1 answers for every account in the aws partition.
+    return AwsSessions(
+        endpoint_url=endpoint, default_region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    )
 
 
 @cli.command()
@@ -161,6 +167,19 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
 )
 @click.option("--max-workers", type=int, default=16, show_default=True, help="Concurrent reconciles.")
 @click.option(
+    "--compliance-regions",
+    default="",
+    help="Comma-separated regions CIS-3.1 requires coverage of (default: the account's enabled "
+    "regions, from EC2 DescribeRegions).",
+)
+@click.option(
+    "--compliance-interval",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds between compliance evaluations of one Trail (a spec change evaluates at once).",
+)
+@click.option(
     "--no-rate-limit",
     is_flag=True,
     help="No client-side AWS rate limit (only for local emulators such as moto).",
@@ -183,6 +202,8 @@ def run_command(
     metrics_port: int | None,
     resync_scale: float,
     max_workers: int,
+    compliance_regions: str,
+    compliance_interval: float,
     no_rate_limit: bool,
     log_format: str,
     log_level: str,
@@ -200,6 +221,8 @@ def run_command(
         peering=None if standalone else peering,
         liveness_url=liveness,
         metrics_port=metrics_port,
+        compliance_regions=tuple(r.strip() for r in compliance_regions.split(",") if r.strip()),
+        compliance_interval=compliance_interval,
     )
     operate.run(config, endpoint_url=aws_endpoint_url, region=aws_region, rate_limited=not no_rate_limit)
 
@@ -260,6 +283,18 @@ def sandbox(
         exit_when_ready=exit_when_ready,
     )
     sys.exit(run_sandbox(options))
+
+
+@cli.command("iam-policy")
+@click.option(
+    "--partition", type=click.Choice(["aws", "aws-cn", "aws-us-gov"]), default="aws", show_default=True
+)
+def iam_policy(partition: str) -> None:
+    """The least-privilege IAM policy the operator needs, as JSON."""
+    click.echo(render_iam_policy(partition), nl=False)
+
+
+cli.add_command(audit)
 
 
 def main() -> None:

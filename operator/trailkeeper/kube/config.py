@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 
 from trailkeeper.aws.session import AwsSessions
+from trailkeeper.metrics import Metrics
+from trailkeeper.reconcile.compliance import ComplianceSettings
 from trailkeeper.reconcile.shared import KeyedLocks, Shared
 
 GROUP = "trailkeeper.io"
@@ -23,6 +25,9 @@ class OperatorConfig:
     peering: str | None = "trailkeeper"  # None: standalone, no peering
     liveness_url: str | None = None
     metrics_port: int | None = None
+    # The regions CIS-3.1 requires coverage of; empty: the account's enabled regions (EC2 DescribeRegions).
+    compliance_regions: tuple[str, ...] = ()
+    compliance_interval: float = 300.0
 
     @property
     def tick_seconds(self) -> float:
@@ -48,3 +53,11 @@ class Runtime:
     shared: Shared = field(default_factory=Shared)
     # One pass at a time per object: the timer and a change handler must not reconcile it together.
     object_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    metrics: Metrics = field(default_factory=Metrics)
+    compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
+
+    def __post_init__(self) -> None:
+        self.compliance.enabled_regions = self.config.compliance_regions or None
+        self.compliance.interval_seconds = self.config.compliance_interval
+        if self.sessions.recorder is not None:
+            self.sessions.recorder.add_listener(self.metrics.on_aws_call)

@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from trailkeeper.kube.config import GROUP, VERSION, Runtime, jittered_period
+from trailkeeper.metrics import outcome_of
 from trailkeeper.reconcile.passes import (
     ObjectRef,
     PassReport,
@@ -38,6 +39,24 @@ def _ref(meta: Mapping[str, Any]) -> ObjectRef:
 
 
 MAX_RETRY_DELAY = 300.0
+
+
+def _measure(runtime: Runtime, kind: str, ref: ObjectRef, started: float, report: PassReport) -> None:
+    """Metrics of one pass (before a timer pass drops its retry: an error is an error either way)."""
+    logging_regions = None
+    if kind == "Trail" and "regions" in report.status:
+        logging_regions = sum(1 for r in report.status["regions"] if r.get("isLogging"))
+    runtime.metrics.observe_pass(
+        kind,
+        ref.namespace,
+        ref.name,
+        time.perf_counter() - started,
+        outcome_of(report),
+        report.drift,
+        logging_regions,
+    )
+    if report.compliance_failed is not None:
+        runtime.metrics.set_compliance(ref.namespace, ref.name, report.compliance_failed)
 
 
 def _post(body: Any, report: PassReport, patch: Any, retry: int = 0) -> None:
@@ -99,10 +118,19 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         ref = _ref(meta)
         # With field="spec", kopf hands over the old value of the spec itself, not the old body.
         old_spec = old if isinstance(old, Mapping) else None
+        started = time.perf_counter()
         with runtime.object_locks.hold(ref.uid):
             report = trail_pass(
-                ref, spec, status, runtime.sessions, runtime.shared, trigger=trigger, old_spec_body=old_spec
+                ref,
+                spec,
+                status,
+                runtime.sessions,
+                runtime.shared,
+                trigger=trigger,
+                old_spec_body=old_spec,
+                compliance=runtime.compliance,
             )
+        _measure(runtime, "Trail", ref, started, report)
         _post(body, report, patch, retry)
 
     @kopf.on.create(*TRAILS, id="trail_created", registry=registry)
@@ -124,8 +152,18 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if _invalid_and_unchanged(meta, status) or not _due(runtime, meta, spec, status):
             return
         ref = _ref(meta)
+        started = time.perf_counter()
         with runtime.object_locks.hold(ref.uid):
-            report = trail_pass(ref, spec, status, runtime.sessions, runtime.shared, trigger="timer")
+            report = trail_pass(
+                ref,
+                spec,
+                status,
+                runtime.sessions,
+                runtime.shared,
+                trigger="timer",
+                compliance=runtime.compliance,
+            )
+        _measure(runtime, "Trail", ref, started, report)
         report.retry_after = None  # the next tick retries; a timer error would only add noise
         _post(body, report, patch)
 
@@ -134,6 +172,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         ref = _ref(meta)
         with runtime.object_locks.hold(ref.uid):
             report = trail_deletion(ref, spec, runtime.sessions, runtime.shared)
+        if report.retry_after is None:
+            runtime.metrics.forget("Trail", ref.namespace, ref.name)
         _post(body, report, patch, retry)
 
     # LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its
@@ -153,6 +193,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     ) -> None:
         index = kwargs["trail_specs"]
         ref = _ref(meta)
+        started = time.perf_counter()
         with runtime.object_locks.hold(ref.uid):
             report = retention_pass(
                 ref,
@@ -163,6 +204,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 trigger=trigger,
                 trail_spec_body=trail_spec_for(spec, meta, index),
             )
+        _measure(runtime, "LogRetention", ref, started, report)
         _post(body, report, patch, kwargs.get("retry", 0))
 
     @kopf.on.create(*RETENTIONS, id="retention_created", registry=registry)
@@ -188,10 +230,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not (retention_targets_changed(spec, status, trail) or _due(runtime, meta, spec, status)):
             return
         ref = _ref(meta)
+        started = time.perf_counter()
         with runtime.object_locks.hold(ref.uid):
             report = retention_pass(
                 ref, spec, status, runtime.sessions, runtime.shared, trigger="timer", trail_spec_body=trail
             )
+        _measure(runtime, "LogRetention", ref, started, report)
         report.retry_after = None
         _post(body, report, patch)
 
@@ -207,4 +251,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 runtime.shared,
                 trail_spec_for(spec, meta, kwargs["trail_specs"]),
             )
+        if report.retry_after is None:
+            runtime.metrics.forget("LogRetention", ref.namespace, ref.name)
         _post(body, report, patch, kwargs.get("retry", 0))

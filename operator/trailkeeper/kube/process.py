@@ -60,6 +60,21 @@ async def run_operator(
     """Run until `stop_flag` is set (or forever)."""
     config: OperatorConfig = runtime.config
     registry = build_registry(runtime, server_url=server_url)
+    metrics_server = runtime.metrics.serve(config.metrics_port) if config.metrics_port is not None else None
+    try:
+        await _run_kopf(registry, config, stop_flag, ready_flag)
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+
+
+async def _run_kopf(
+    registry: kopf.OperatorRegistry,
+    config: OperatorConfig,
+    stop_flag: asyncio.Event | threading.Event | None,
+    ready_flag: asyncio.Event | threading.Event | None,
+) -> None:
     await kopf.operator(
         registry=registry,
         clusterwide=not config.namespaces,

@@ -111,7 +111,12 @@ class RetentionReconciler:
     def _bucket(
         self, target: RetentionTarget, result: BucketOutcome, outcome: RetentionOutcome, keep: bool
     ) -> None:
-        client, region = self._client(target)
+        try:
+            client, region = self._client(target)
+        except RegionFailure:
+            if not keep:
+                return  # the bucket is gone, and our rule with it
+            raise
         result.region = region
         resource = f"lifecycle/{target.bucket}"
         rule_id = self.request.rule_id
@@ -122,6 +127,8 @@ class RetentionReconciler:
         )
         with self.shared.locks.hold(f"s3:{target.bucket}"):
             observed = client.observe(target.bucket, parts={"lifecycle"})
+            if not observed.exists and desired is None:
+                return  # a bucket that is gone holds no rule of ours: nothing left to remove
             if not observed.exists:
                 # Retryable: the Trail that delivers there may not have created it yet.
                 raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist", retryable=True)

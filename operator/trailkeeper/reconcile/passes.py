@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from trailkeeper.api.logretention import LogRetentionSpec
@@ -14,6 +15,7 @@ from trailkeeper.api.manifests import parse_spec
 from trailkeeper.api.trail import TrailSpec, trail_name_problem
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
+from trailkeeper.reconcile.compliance import ComplianceSettings, account_key, evaluate_trail, is_due
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.logretention import (
     RetentionOutcome,
@@ -64,6 +66,7 @@ class PassReport:
     invalid: str | None = None  # the spec is invalid: do not retry until it changes
     changes: int = 0
     drift: int = 0
+    compliance_failed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def trail_pass(
     *,
     trigger: Trigger,
     old_spec_body: Mapping[str, Any] | None = None,
+    compliance: ComplianceSettings | None = None,
 ) -> PassReport:
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list):
@@ -187,7 +191,42 @@ def trail_pass(
         # Before any region was reached (STS, credentials): the whole object waits and retries.
         failure = RegionFailure.from_aws(classify(error))
         return _whole_failure(ref, status, failure, now)
-    return _trail_report(ref, spec, status, outcome, drift_check, act, trigger, now)
+    report = _trail_report(ref, spec, status, outcome, drift_check, act, trigger, now)
+    if compliance is not None:
+        if outcome.changes:
+            # AWS changed: the shared observation is stale, and this Trail is evaluated at its next check.
+            compliance.invalidate(account_key(spec))
+            report.status["lastComplianceCheckTime"] = None
+        elif trigger == "timer" and is_due(status, compliance, datetime.now(UTC)):
+            own = {r.trail_arn for r in outcome.regions if r.trail_arn}
+            _add_compliance(report, spec, own, status, sessions, compliance, ref, now)
+    return report
+
+
+def _add_compliance(
+    report: PassReport,
+    spec: TrailSpec,
+    own_arns: set[str],
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    settings: ComplianceSettings,
+    ref: ObjectRef,
+    now: str,
+) -> None:
+    """status.compliance, the Compliant condition, and an Event for each control that flipped."""
+    result = evaluate_trail(spec, own_arns, sessions, settings, status.get("compliance"))
+    report.status["compliance"] = result.entries
+    report.status["lastComplianceCheckTime"] = now
+    report.status["conditions"] = merge_conditions(
+        report.status["conditions"], [result.condition], now, ref.generation
+    )
+    report.compliance_failed = sum(1 for entry in result.entries if not entry.get("passed"))
+    for control, passed in result.flips:
+        detail = next((e.get("detail", "") for e in result.entries if e.get("control") == control), "")
+        if passed:
+            report.events.append(Event("Normal", "ControlPassed", f"{control} now passes: {detail}"))
+        else:
+            report.events.append(Event("Warning", "ControlFailed", f"{control} now fails: {detail}"))
 
 
 def _whole_failure(ref: ObjectRef, status: Mapping[str, Any], failure: RegionFailure, now: str) -> PassReport:
@@ -420,5 +459,6 @@ def retention_deletion(
     return PassReport(
         status={"phase": "Deleting"},
         events=events,
-        retry_after=_BACKOFF_SECONDS if any(f.retryable for f in failures) else None,
+        # Any failure holds the finalizer: letting the object go would leave our rule behind unexplained.
+        retry_after=_BACKOFF_SECONDS if failures else None,
     )

@@ -402,7 +402,9 @@ class TrailReconciler:
             client.put_insight_selectors(list(desired.insight_selectors), name=desired.name)
             self._changed(resource, "put insight selectors")
         if fields & _TAG_FIELDS:
-            client.set_tags(observed.arn, desired.tags, observed.tags)
+            # Only our keys are compared: tags others put on the trail are theirs and stay.
+            ours = {key: value for key, value in observed.tags.items() if key in desired.tags}
+            client.set_tags(observed.arn, desired.tags, ours)
             self._changed(resource, "set tags")
         if fields & _LOGGING_FIELDS:
             client.set_logging(desired.name, desired.logging)

@@ -1,0 +1,572 @@
+"""What an account's CloudTrail trails and their delivery buckets are, read for the CIS evaluator.
+
+`core.compliance.evaluate` is pure: it judges an `ObservedAccountState`. This module fills one in, reading
+only (DescribeRegions, DescribeTrails, GetTrailStatus, GetEventSelectors and four S3 bucket reads), each at
+most once per region, trail or bucket:
+
+* `observe_account` reads every trail of every enabled region and every bucket they deliver to (the
+  `trailkeeper audit` command);
+* `observe_for_trails` reads what one Trail resource's controls need: its own trails and buckets, and of
+  the other trails only as many as it takes to show the account-wide CIS-3.1 coverage (the operator calls
+  it per Trail on every drift check, so it has to stay cheap).
+
+"Every region" means the account's enabled regions: the list the caller gives, else EC2 DescribeRegions
+(remembered per account in an `EnabledRegionsCache`), else -- when that call is denied or fails -- the
+regions where trails were seen, with a note saying so. What could not be read is never guessed to
+comply: it is left out or recorded so that its controls fail, and a note says why.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from trailkeeper.aws.buckets import PART_LOGGING, PART_POLICY, PART_PUBLIC_ACCESS_BLOCK, BucketClient
+from trailkeeper.aws.errors import AwsError, AwsFailure, classify
+from trailkeeper.aws.ratelimit import RateLimitTimeoutError
+from trailkeeper.aws.session import AccountRef, AwsSessions
+from trailkeeper.core.compliance import (
+    CIS_3_1,
+    ObservedAccountState,
+    ObservedBucketState,
+    ObservedTrailState,
+    evaluate,
+)
+
+__all__ = [
+    "REGIONS_TTL_SECONDS",
+    "AccountObservation",
+    "EnabledRegionsCache",
+    "RegionsSource",
+    "observe_account",
+    "observe_for_trails",
+]
+
+# How long a DescribeRegions answer (or its denial) is trusted: regions are opted in or out rarely, and
+# the operator would otherwise ask once per Trail per drift check.
+REGIONS_TTL_SECONDS = 3600.0
+# DescribeRegions's opt-in statuses of a region the account can use.
+_ENABLED_OPT_IN = ("opt-in-not-required", "opted-in")
+# Where the enabled regions came from: the caller's list, DescribeRegions, or the regions trails were
+# seen in (DescribeRegions denied or failed).
+RegionsSource = Literal["given", "described", "seen"]
+
+# Region name prefixes of the partitions other than "aws". DescribeRegions in AWS answers the regions of
+# its own partition; moto answers those of every partition, and a trail cannot cover another partition.
+_PARTITION_PREFIXES = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-iso-", "aws-iso"),
+    ("us-isob-", "aws-iso-b"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-isof-", "aws-iso-f"),
+)
+_PUBLIC_GRANTEES = frozenset(
+    {
+        "http://acs.amazonaws.com/groups/global/AllUsers",
+        "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+    }
+)
+_TRAIL_NOT_FOUND = "TrailNotFoundException"
+# Everything a boto3 call made through AwsSessions may raise about AWS (the rate limiter's timeout
+# included); whatever this module does not handle leaves it as an AwsError.
+_AWS_ERRORS = (ClientError, BotoCoreError, AwsError, RateLimitTimeoutError)
+
+
+@dataclass(frozen=True)
+class AccountObservation:
+    """An observed account, with what could not be read and what was assumed instead (`notes`).
+
+    `trail_arns` are the trails the observation is about: every trail seen (`observe_account`) or the
+    Trail resource's own (`observe_for_trails`), the set to pass to `evaluate(state, trail_arns=...)`.
+    """
+
+    state: ObservedAccountState
+    notes: tuple[str, ...]
+    trail_arns: frozenset[str]
+    regions_source: RegionsSource
+
+
+@dataclass(frozen=True)
+class _RegionsAnswer:
+    regions: frozenset[str] | None  # None: DescribeRegions could not be used
+    note: str = ""
+    denied: bool = False
+
+
+class EnabledRegionsCache:
+    """DescribeRegions answers per account id, each kept for `ttl_seconds`; safe to share between threads.
+
+    One instance lives as long as the operator and is passed to every observation, so one DescribeRegions
+    per account per hour is made however many Trails there are. A denial is kept as long as an answer:
+    a missing permission does not come back by itself, and asking again would only fill CloudTrail (the
+    account's own audit log) with AccessDenied events.
+    """
+
+    def __init__(
+        self, ttl_seconds: float = REGIONS_TTL_SECONDS, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[float, _RegionsAnswer]] = {}
+
+    def get(self, account_id: str) -> _RegionsAnswer | None:
+        with self._lock:
+            entry = self._answers.get(account_id)
+            if entry is None:
+                return None
+            stored, answer = entry
+            if self._clock() - stored >= self.ttl_seconds:
+                del self._answers[account_id]
+                return None
+            return answer
+
+    def put(self, account_id: str, answer: _RegionsAnswer) -> None:
+        with self._lock:
+            self._answers[account_id] = (self._clock(), answer)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------------
+
+
+def observe_account(
+    sessions: AwsSessions,
+    account: AccountRef | None,
+    *,
+    regions: Sequence[str] | None = None,
+    bucket_region: str | None = None,
+    region_cache: EnabledRegionsCache | None = None,
+) -> AccountObservation:
+    """Every trail in every enabled region of the account, and every bucket they deliver to.
+
+    `regions` are the enabled regions to check (DescribeRegions otherwise). `bucket_region` is where S3
+    calls go (default: each trail's home region; botocore follows S3's redirect when a bucket is
+    elsewhere). Raises AwsError for failures that are not denials (throttling after retries, outages).
+    """
+    observer = _Observer(sessions, account, bucket_region)
+    enabled, source = observer.enabled_regions(regions, region_cache)
+    listed = observer.list_trails(sorted(enabled) if enabled is not None else observer.fallback_regions(()))
+    if enabled is None:
+        enabled = observer.seen_regions(listed)
+    for trail in listed.values():
+        observer.read(trail)
+    return observer.result(listed, enabled, source, about=set(listed))
+
+
+def observe_for_trails(
+    sessions: AwsSessions,
+    account: AccountRef | None,
+    trail_regions: Sequence[str],
+    trail_name: str,
+    *,
+    enabled_regions: Sequence[str] | None = None,
+    region_cache: EnabledRegionsCache | None = None,
+    bucket_region: str | None = None,
+) -> AccountObservation:
+    """What one Trail resource's controls need: its trails (`trail_name` homed in `trail_regions`) and
+    their buckets in full, and enough of the account's other trails to judge CIS-3.1.
+
+    DescribeTrails runs in every enabled region (`enabled_regions` when configured, else DescribeRegions
+    through `region_cache`); the other trails' status and selectors are read one at a time, most likely
+    to cover the account first (multi-region trails), until CIS-3.1 passes. Since a trail added to a
+    passing account cannot make CIS-3.1 fail, evaluating the result gives what a full observation would.
+    """
+    observer = _Observer(sessions, account, bucket_region)
+    enabled, source = observer.enabled_regions(enabled_regions, region_cache)
+    if enabled is None:
+        described = observer.fallback_regions(trail_regions)
+    else:
+        described = sorted(enabled | set(trail_regions))
+    listed = observer.list_trails(described)
+    if enabled is None:
+        enabled = observer.seen_regions(listed)
+
+    wanted = set(trail_regions)
+    own = {
+        arn
+        for arn, trail in listed.items()
+        if trail.name == trail_name and trail.home_region in wanted and trail.owner == observer.account_id
+    }
+    for region in sorted(wanted - {listed[arn].home_region for arn in own}):
+        observer.notes.append(f"no trail {trail_name} in {region}")
+    for arn in sorted(own):
+        observer.read(listed[arn])
+    # The other trails matter only to CIS-3.1: read them, the likeliest to cover the account first, until
+    # it passes (once passing it stays passing whatever else is read).
+    others = sorted((t for arn, t in listed.items() if arn not in own), key=_coverage_priority)
+    for trail in others:
+        if _covers_all_regions(observer.state(listed, enabled)):
+            break
+        observer.read(trail)
+    return observer.result(listed, enabled, source, about=own)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ListedTrail:
+    """One trail (one ARN) as DescribeTrails listed it, in every region that listed it."""
+
+    arn: str
+    name: str
+    home_region: str
+    owner: str
+    entries: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The listing of its home region when seen there (a shadow has the same settings)."""
+        return self.entries.get(self.home_region) or next(iter(self.entries.values()))
+
+
+@dataclass(frozen=True)
+class _TrailReads:
+    """What GetTrailStatus and GetEventSelectors said of a trail (read once, for all its copies)."""
+
+    is_logging: bool
+    cloud_watch_delivery: datetime | None
+    event_selectors: list[dict[str, Any]] | None
+    advanced_event_selectors: list[dict[str, Any]] | None
+
+
+def _arn_parts(arn: str) -> tuple[str, str]:
+    """(region, account) of ``arn:<partition>:cloudtrail:<region>:<account>:trail/<name>``."""
+    parts = arn.split(":", 5)
+    return (parts[3], parts[4]) if len(parts) == 6 else ("", "")
+
+
+def _partition(region: str) -> str:
+    for prefix, partition in _PARTITION_PREFIXES:
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _coverage_priority(trail: _ListedTrail) -> tuple[bool, bool, str]:
+    # A logging multi-region trail settles CIS-3.1 alone; failing that, region-scoped trails that also
+    # record the global service events are what the all-regions check asks for.
+    settings = trail.settings
+    return (
+        not settings.get("IsMultiRegionTrail"),
+        not settings.get("IncludeGlobalServiceEvents"),
+        trail.arn,
+    )
+
+
+def _covers_all_regions(state: ObservedAccountState) -> bool:
+    return any(r.control == CIS_3_1.id and r.passed for r in evaluate(state, trail_arns=set()))
+
+
+def _event_selectors(
+    response: Mapping[str, Any],
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
+    basic = [dict(s) for s in response.get("EventSelectors") or []] or None
+    advanced = [dict(s) for s in response.get("AdvancedEventSelectors") or []] or None
+    if basic and advanced:
+        # AWS answers only the kind in force; moto keeps old advanced selectors when basic ones are put
+        # (and clears the basic ones when advanced ones are), so both present means basic ones are in force.
+        advanced = None
+    # Neither (moto, for a trail that never had selectors put) is CloudTrail's default: all management
+    # events, which is what the evaluator takes None for.
+    return basic, advanced
+
+
+class _Observer:
+    """The reads of one observation, and the notes of what they could not read."""
+
+    def __init__(self, sessions: AwsSessions, account: AccountRef | None, bucket_region: str | None) -> None:
+        self.sessions = sessions
+        self.account = account
+        self.bucket_region = bucket_region
+        self.notes: list[str] = []
+        self.reads: dict[str, _TrailReads] = {}
+        self.gone: set[str] = set()
+        self.denied_regions: set[str] = set()
+        self.described_regions: list[str] = []
+        try:
+            self.account_id = sessions.account_id(account)
+        except _AWS_ERRORS as error:
+            _raise_aws_error(error, "GetCallerIdentity")
+
+    # -- regions ----------------------------------------------------------------------------------
+
+    def enabled_regions(
+        self, given: Sequence[str] | None, cache: EnabledRegionsCache | None
+    ) -> tuple[frozenset[str] | None, RegionsSource]:
+        """The enabled regions and where they came from; None when they must be taken from the trails."""
+        if given:
+            return frozenset(given), "given"
+        answer = cache.get(self.account_id) if cache is not None else None
+        if answer is None:
+            answer = self._describe_regions()
+            # A throttle or an outage is asked again next time; a denial is kept (see the cache).
+            if cache is not None and (answer.regions is not None or answer.denied):
+                cache.put(self.account_id, answer)
+        if answer.regions is None:
+            self.notes.append(answer.note)
+            return None, "seen"
+        return answer.regions, "described"
+
+    def _describe_regions(self) -> _RegionsAnswer:
+        default_region = self.sessions.default_region
+        try:
+            response = self.sessions.client("ec2", None, self.account).describe_regions(
+                AllRegions=False, Filters=[{"Name": "opt-in-status", "Values": list(_ENABLED_OPT_IN)}]
+            )
+        except _AWS_ERRORS as error:
+            failure = classify(error, "DescribeRegions")
+            denied = failure.kind == "access-denied" and not failure.retryable
+            return _RegionsAnswer(
+                None,
+                f"EC2 DescribeRegions {'was denied' if denied else 'failed'} ({failure.code}): enabled "
+                "regions taken as those where trails were seen; give the regions to check all of them",
+                denied=denied,
+            )
+        # The filter is applied here too: moto ignores it and answers regions not opted in.
+        partition = _partition(default_region or "")
+        regions = frozenset(
+            str(r["RegionName"])
+            for r in response.get("Regions", [])
+            if r.get("RegionName")
+            and r.get("OptInStatus", _ENABLED_OPT_IN[0]) in _ENABLED_OPT_IN
+            and _partition(str(r["RegionName"])) == partition
+        )
+        return _RegionsAnswer(regions)
+
+    def fallback_regions(self, extra: Iterable[str]) -> list[str]:
+        """Where to list trails when the enabled regions are unknown: the default region (calls go there,
+        so it is enabled) and the regions the caller names."""
+        regions = set(extra)
+        if self.sessions.default_region:
+            regions.add(self.sessions.default_region)
+        return sorted(regions)
+
+    def seen_regions(self, listed: Mapping[str, _ListedTrail]) -> frozenset[str]:
+        """The regions known to be enabled without DescribeRegions: those listed without a denial, and
+        every home region of a trail seen (a multi-region trail's shadow names its home)."""
+        seen = {r for r in self.described_regions if r not in self.denied_regions}
+        seen |= {t.home_region for t in listed.values() if t.home_region}
+        return frozenset(seen)
+
+    # -- trails -----------------------------------------------------------------------------------
+
+    def list_trails(self, regions: Sequence[str]) -> dict[str, _ListedTrail]:
+        """DescribeTrails (shadows included) once in each region, by ARN."""
+        listed: dict[str, _ListedTrail] = {}
+        self.described_regions = list(regions)
+        for region in regions:
+            try:
+                response = self.sessions.client("cloudtrail", region, self.account).describe_trails(
+                    includeShadowTrails=True
+                )
+            except _AWS_ERRORS as error:
+                failure = classify(error, "DescribeTrails")
+                if failure.kind != "access-denied" or failure.retryable:
+                    _raise_aws_error(error, "DescribeTrails")
+                self.denied_regions.add(region)
+                self.notes.append(f"{region}: trails not listed ({failure.code}); no trail counted there")
+                continue
+            for raw in response.get("trailList", []):
+                arn = str(raw.get("TrailARN") or "")
+                if not arn:
+                    continue
+                arn_region, owner = _arn_parts(arn)
+                trail = listed.get(arn)
+                if trail is None:
+                    # Not every answer has HomeRegion (moto's GetTrail has none); the ARN names it too.
+                    home = str(raw.get("HomeRegion") or arn_region or region)
+                    trail = listed[arn] = _ListedTrail(arn, str(raw.get("Name") or ""), home, owner)
+                trail.entries[region] = raw
+        return listed
+
+    def read(self, trail: _ListedTrail) -> None:
+        """GetTrailStatus and GetEventSelectors once for the trail, from its home region."""
+        if trail.arn in self.reads or trail.arn in self.gone:
+            return
+        own = trail.owner in ("", self.account_id)
+        # Another account's trail (an organization trail seen from a member account) can only be asked
+        # about where this account sees it.
+        region = trail.home_region if own or trail.home_region in trail.entries else next(iter(trail.entries))
+        client = self.sessions.client("cloudtrail", region, self.account)
+        label = f"{trail.home_region}/{trail.name}"
+        try:
+            status: Mapping[str, Any] = client.get_trail_status(Name=trail.arn)
+        except _AWS_ERRORS as error:
+            if isinstance(error, ClientError) and _code(error) == _TRAIL_NOT_FOUND:
+                # Deleted between DescribeTrails and now: it no longer exists.
+                self._gone(trail, label)
+                return
+            failure = self._denied_or_raise(error, "GetTrailStatus")
+            self.notes.append(f"{label}: status not readable ({failure.code}); counted as not logging")
+            status = {}
+        try:
+            basic, advanced = _event_selectors(client.get_event_selectors(TrailName=trail.arn))
+        except _AWS_ERRORS as error:
+            if own and isinstance(error, ClientError) and _code(error) == _TRAIL_NOT_FOUND:
+                self._gone(trail, label)
+                return
+            failure = self._denied_or_raise(error, "GetEventSelectors", also_not_found=not own)
+            # Unknown selectors cannot be shown to record anything: an empty list, not CloudTrail's default.
+            self.notes.append(
+                f"{label}: event selectors not readable ({failure.code}); counted as recording no events"
+            )
+            basic, advanced = [], None
+        self.reads[trail.arn] = _TrailReads(
+            is_logging=bool(status.get("IsLogging")),
+            cloud_watch_delivery=status.get("LatestCloudWatchLogsDeliveryTime"),
+            event_selectors=basic,
+            advanced_event_selectors=advanced,
+        )
+
+    def _gone(self, trail: _ListedTrail, label: str) -> None:
+        self.gone.add(trail.arn)
+        self.notes.append(f"{label}: listed but not found when read (deleted meanwhile); left out")
+
+    def _denied_or_raise(
+        self, error: BaseException, operation: str, *, also_not_found: bool = False
+    ) -> AwsFailure:
+        """The failure of a read this observation can do without (a denial, or for another account's
+        trail a not-found or an invalid request); anything else is raised as an AwsError."""
+        failure = classify(error, operation)
+        tolerated = {"access-denied"} | ({"not-found", "invalid"} if also_not_found else set())
+        if failure.kind in tolerated and not failure.retryable:
+            return failure
+        _raise_aws_error(error, operation)
+
+    # -- buckets ----------------------------------------------------------------------------------
+
+    def observe_buckets(self, trails: Iterable[_ListedTrail]) -> dict[str, ObservedBucketState]:
+        regions: dict[str, str] = {}
+        for trail in trails:
+            bucket = str(trail.settings.get("S3BucketName") or "")
+            if bucket:
+                regions.setdefault(bucket, self.bucket_region or trail.home_region)
+        observed: dict[str, ObservedBucketState] = {}
+        for bucket, region in sorted(regions.items()):
+            state = self._observe_bucket(bucket, region)
+            if state is not None:
+                observed[bucket] = state
+        return observed
+
+    def _observe_bucket(self, bucket: str, region: str) -> ObservedBucketState | None:
+        """PublicAccessBlock, policy, logging and ACL of the bucket; None (with a note) when it cannot be
+        read, which the evaluator reports as "not observed" rather than guessing."""
+        s3 = self.sessions.client("s3", region, self.account)
+        parts = {PART_PUBLIC_ACCESS_BLOCK, PART_POLICY, PART_LOGGING}
+        try:
+            seen = BucketClient(s3, region).observe(bucket, parts=parts)
+            if not seen.exists:
+                self.notes.append(f"bucket {bucket}: does not exist")
+                return None
+            if not seen.owned_by_caller:
+                self.notes.append(f"bucket {bucket}: not readable (another account's, or access denied)")
+                return None
+            grants = s3.get_bucket_acl(Bucket=bucket).get("Grants", [])
+        except json.JSONDecodeError:
+            self.notes.append(f"bucket {bucket}: its policy is not valid JSON")
+            return None
+        except _AWS_ERRORS as error:
+            # Whichever S3 read failed: a ClientError names its own operation.
+            failure = classify(error)
+            if failure.kind in ("access-denied", "not-found") and not failure.retryable:
+                self.notes.append(f"bucket {bucket}: not readable ({failure})")
+                return None
+            _raise_aws_error(error, None)
+        public = any(
+            grant.get("Grantee", {}).get("Type") == "Group"
+            and grant.get("Grantee", {}).get("URI") in _PUBLIC_GRANTEES
+            for grant in grants
+        )
+        return ObservedBucketState(
+            name=bucket,
+            public_access_block=seen.public_access_block,
+            policy=seen.policy,
+            logging_enabled=seen.logging_enabled,
+            acl_grants_public=public,
+        )
+
+    # -- result -----------------------------------------------------------------------------------
+
+    def state(
+        self,
+        listed: Mapping[str, _ListedTrail],
+        enabled: frozenset[str],
+        buckets: Mapping[str, ObservedBucketState] | None = None,
+    ) -> ObservedAccountState:
+        """The account as read so far: every copy (home and shadows) of each trail whose reads are done."""
+        trails: list[ObservedTrailState] = []
+        for arn, trail in sorted(listed.items()):
+            reads = self.reads.get(arn)
+            if reads is None:
+                continue
+            settings = trail.settings
+            for region in sorted(trail.entries):
+                trails.append(
+                    ObservedTrailState(
+                        name=trail.name,
+                        arn=arn,
+                        home_region=trail.home_region,
+                        region=region,
+                        is_multi_region=bool(settings.get("IsMultiRegionTrail")),
+                        is_organization_trail=bool(settings.get("IsOrganizationTrail")),
+                        is_logging=reads.is_logging,
+                        log_file_validation=bool(settings.get("LogFileValidationEnabled")),
+                        include_global_service_events=bool(settings.get("IncludeGlobalServiceEvents")),
+                        s3_bucket=str(settings.get("S3BucketName") or ""),
+                        s3_key_prefix=settings.get("S3KeyPrefix") or None,
+                        kms_key_id=settings.get("KmsKeyId") or None,
+                        cloud_watch_logs_log_group_arn=settings.get("CloudWatchLogsLogGroupArn") or None,
+                        latest_cloud_watch_logs_delivery_time=reads.cloud_watch_delivery,
+                        event_selectors=reads.event_selectors,
+                        advanced_event_selectors=reads.advanced_event_selectors,
+                        is_shadow=region != trail.home_region or trail.owner not in ("", self.account_id),
+                    )
+                )
+        return ObservedAccountState(
+            account_id=self.account_id, enabled_regions=enabled, trails=trails, buckets=dict(buckets or {})
+        )
+
+    def result(
+        self,
+        listed: Mapping[str, _ListedTrail],
+        enabled: frozenset[str],
+        source: RegionsSource,
+        *,
+        about: set[str],
+    ) -> AccountObservation:
+        present = {arn for arn in about if arn in self.reads}
+        buckets = self.observe_buckets(listed[arn] for arn in sorted(present))
+        return AccountObservation(
+            state=self.state(listed, enabled, buckets),
+            notes=tuple(self.notes),
+            trail_arns=frozenset(present),
+            regions_source=source,
+        )
+
+
+def _raise_aws_error(error: BaseException, operation: str | None) -> NoReturn:
+    """Raise `error` as the AwsError that callers of the aws/ layer catch."""
+    if isinstance(error, AwsError):
+        raise error
+    raise AwsError.from_exception(error, operation) from error

@@ -1,0 +1,110 @@
+"""The CIS CloudTrail controls of one Trail, over what AWS holds (not the spec), for its status.
+
+Observing an account means listing trails in every enabled region and reading every trail's status and
+selectors: far too much to repeat for each Trail of a fleet. One observation of the account is shared by
+every Trail in it for a while (the compliance interval), and dropped as soon as a Trail changes AWS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from trailkeeper.api.trail import TrailSpec
+from trailkeeper.aws.account_state import AccountObservation, EnabledRegionsCache, observe_account
+from trailkeeper.aws.errors import classify
+from trailkeeper.aws.session import AwsSessions
+from trailkeeper.core.compliance import compliance_condition, evaluate, flipped, to_status
+from trailkeeper.reconcile.errors import AWS_ERRORS
+from trailkeeper.reconcile.status import ConditionState
+from trailkeeper.reconcile.trail import account_ref
+
+
+@dataclass
+class ComplianceSettings:
+    """How the operator evaluates compliance: which regions must be covered, and how often."""
+
+    # The account's enabled regions; None: ask EC2 DescribeRegions (cached an hour per account).
+    enabled_regions: tuple[str, ...] | None = None
+    # Controls change rarely; once per interval per Trail is enough. A Trail that changed AWS is
+    # evaluated again at its next drift check, over a fresh observation.
+    interval_seconds: float = 300.0
+    region_cache: EnabledRegionsCache = field(default_factory=EnabledRegionsCache)
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _observations: dict[str, tuple[float, AccountObservation]] = field(default_factory=dict)
+
+    def invalidate(self, account_key: str) -> None:
+        with self._lock:
+            self._observations.pop(account_key, None)
+
+    def observation(
+        self, account_key: str, own_arns: set[str], load: Callable[[], AccountObservation]
+    ) -> AccountObservation:
+        """The shared observation of an account; a fresh one when it is old or misses the Trail's trails."""
+        with self._lock:
+            cached = self._observations.get(account_key)
+            if cached is not None and self.clock() - cached[0] < self.interval_seconds:
+                seen = {trail.arn for trail in cached[1].state.trails}
+                if own_arns <= seen:
+                    return cached[1]
+            # Held while loading: concurrent Trails of one account wait for one observation, not N.
+            fresh = load()
+            self._observations[account_key] = (self.clock(), fresh)
+            return fresh
+
+
+@dataclass(frozen=True)
+class ComplianceReport:
+    entries: list[dict[str, Any]]
+    condition: ConditionState
+    flips: list[tuple[str, bool]]
+
+
+def account_key(spec: TrailSpec) -> str:
+    return spec.account.role_arn or "(operator's own account)"
+
+
+def is_due(status: Mapping[str, Any], settings: ComplianceSettings, now: datetime) -> bool:
+    last = status.get("lastComplianceCheckTime")
+    if not last or not status.get("compliance"):
+        return True
+    checked = datetime.fromisoformat(str(last).replace("Z", "+00:00"))
+    return (now - checked).total_seconds() >= settings.interval_seconds
+
+
+def evaluate_trail(
+    spec: TrailSpec,
+    own_arns: set[str],
+    sessions: AwsSessions,
+    settings: ComplianceSettings,
+    previous: Sequence[Mapping[str, Any]] | None,
+) -> ComplianceReport:
+    def load() -> AccountObservation:
+        return observe_account(
+            sessions,
+            account_ref(spec.account),
+            regions=settings.enabled_regions,
+            region_cache=settings.region_cache,
+        )
+
+    try:
+        observation = settings.observation(account_key(spec), own_arns, load)
+    except AWS_ERRORS as error:
+        failure = classify(error)
+        return ComplianceReport(
+            entries=[dict(entry) for entry in previous or []],
+            condition=ConditionState(
+                "Compliant", "Unknown", failure.code, f"not evaluated: {failure.message}"
+            ),
+            flips=[],
+        )
+    results = evaluate(observation.state, trail_arns=own_arns)
+    status, reason, message = compliance_condition(results)
+    return ComplianceReport(
+        to_status(results), ConditionState("Compliant", status, reason, message), flipped(previous, results)
+    )
