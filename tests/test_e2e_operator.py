@@ -9,9 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from support.cluster import EmulatedCluster, OperatorProcess, eventually
-from support.moto_server import MotoServer
+from support.moto_server import MotoServer, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -345,3 +347,29 @@ def test_compliance_is_reported_and_flips_when_the_spec_is_fixed(
     assert compliant["reason"] == "AllControlsPassed"
     reasons = [e["reason"] for e in cluster.events("audit")]
     assert "ControlPassed" in reasons
+
+
+def test_metrics_endpoint_counts_reconciles_and_aws_calls(
+    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
+) -> None:
+    moto_server.reset()
+    port = free_port()
+    log = tmp_path / "metrics-operator.log"
+    with OperatorProcess(cluster.kubeconfig, moto_endpoint, log, "--metrics-port", str(port)):
+        cluster.apply("Trail", "audit", TRAIL)
+        cluster.wait_condition("Trail", "audit", "Ready", "True")
+
+        def scrape() -> dict[str, float] | None:
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except requests.ConnectionError:
+                return None
+            values: dict[str, float] = {}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    values[sample.name] = values.get(sample.name, 0.0) + sample.value
+            return values if values.get("trailkeeper_reconcile_total") else None
+
+        values = eventually(scrape, what="non-zero reconcile counters on /metrics")
+    assert values["trailkeeper_aws_calls_total"] > 0
+    assert values["trailkeeper_trails_logging"] == 1
