@@ -17,9 +17,11 @@ run: $(STAMP)
 
 test: lint unit
 
+LINTED := operator tests $(wildcard bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 unit: $(STAMP)
