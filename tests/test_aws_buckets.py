@@ -9,13 +9,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from support.operations import mutating, record_operations
 from trailkeeper.aws.buckets import (
     PUBLIC_ACCESS_BLOCK_ALL,
     BucketClient,
     BucketNotOwnedError,
     BucketOwnedElsewhereError,
 )
-from trailkeeper.aws.calls import is_mutating
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 
@@ -42,21 +42,6 @@ EXPIRE_RULE = {
     "Filter": {"Prefix": "AWSLogs/"},
     "Expiration": {"Days": 365},
 }
-
-
-def record_operations(client: Any) -> list[str]:
-    """The operation names the client calls from now on (botocore's before-call event)."""
-    operations: list[str] = []
-
-    def before_call(model: Any, **_: Any) -> None:
-        operations.append(model.name)
-
-    client.meta.events.register("before-call", before_call)
-    return operations
-
-
-def mutating(operations: list[str]) -> list[str]:
-    return [name for name in operations if is_mutating(name)]
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from trailkeeper.aws.calls import is_mutating
+from support.operations import mutating, record_operations
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.aws.topics import TopicClient
 
@@ -33,21 +32,6 @@ POLICY = {
         }
     ],
 }
-
-
-def record_operations(client: Any) -> list[str]:
-    """The operation names the client calls from now on (botocore's before-call event)."""
-    operations: list[str] = []
-
-    def before_call(model: Any, **_: Any) -> None:
-        operations.append(model.name)
-
-    client.meta.events.register("before-call", before_call)
-    return operations
-
-
-def mutating(operations: list[str]) -> list[str]:
-    return [name for name in operations if is_mutating(name)]
 
 
 @pytest.fixture

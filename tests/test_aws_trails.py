@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from trailkeeper.aws.calls import is_mutating
+from support.operations import mutating, record_operations
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.aws.trails import (
@@ -54,21 +54,6 @@ def desired_trail(**changes: Any) -> DesiredTrail:
         tags=dict(OWNER),
     )
     return dataclasses.replace(trail, **changes)
-
-
-def record_operations(client: Any) -> list[str]:
-    """The operation names the client calls from now on (botocore's before-call event)."""
-    operations: list[str] = []
-
-    def before_call(model: Any, **_: Any) -> None:
-        operations.append(model.name)
-
-    client.meta.events.register("before-call", before_call)
-    return operations
-
-
-def mutating(operations: list[str]) -> list[str]:
-    return [name for name in operations if is_mutating(name)]
 
 
 @pytest.fixture
