@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import boto3
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 # The shape of every AWS region name across partitions (aws, aws-cn, aws-us-gov, iso…). The CRD carries
@@ -193,4 +193,4 @@ class DriftEntry(Model):
     corrected: bool = False
 
 
-ResyncSeconds = Annotated[int, Field(ge=30, le=86400)]
+ResyncSeconds = Annotated[int, Strict(), Field(ge=30, le=86400)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from trailkeeper.api.common import (
     AccountRef,
@@ -40,11 +40,11 @@ _THIRTY_DAY_CLASSES = {StorageClass.STANDARD_IA.value, StorageClass.ONEZONE_IA.v
 
 
 class Transition(Model):
-    days: Annotated[int, Field(ge=0, le=100000)]
+    days: Annotated[int, Strict(), Field(ge=0, le=100000)]
     storage_class: StorageClass
 
 
-_Days = Annotated[int, Field(ge=1, le=100000)]
+_Days = Annotated[int, Strict(), Field(ge=1, le=100000)]
 
 
 class LogRetentionSpec(Model):

@@ -8,7 +8,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, field_validator, model_validator
 
 from trailkeeper.api.common import (
     ORGANIZATION_ID_PATTERN,
@@ -66,7 +66,7 @@ class Destination(Model):
     """Where the trails deliver log files."""
 
     bucket: BucketTemplate
-    create_bucket: bool = True
+    create_bucket: StrictBool = True
     key_prefix: S3Prefix = ""
     kms_key_id: Annotated[
         str | None, Field(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9:/_.=+@-]+$")
@@ -114,7 +114,7 @@ _ENDPOINT_PATTERNS: dict[str, tuple[str, str]] = {
 class Subscription(Model):
     protocol: Protocol
     endpoint: Annotated[str, Field(min_length=1, max_length=2048)]
-    raw_message_delivery: bool = False
+    raw_message_delivery: StrictBool = False
     filter_policy: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -160,7 +160,7 @@ class DataResource(Model):
 
 class EventSelector(Model):
     read_write_type: ReadWriteType = ReadWriteType.ALL
-    include_management_events: bool = True
+    include_management_events: StrictBool = True
     exclude_management_event_sources: Annotated[list[str], Field(max_length=10)] = []
     data_resources: Annotated[list[DataResource], Field(max_length=250)] = []
 
@@ -229,10 +229,10 @@ class TrailSpec(Model):
 
     trail_name: TrailName | None = None
     regions: Annotated[list[Region], Field(min_length=1, max_length=40)]
-    multi_region: bool = False
+    multi_region: StrictBool = False
     global_service_events_region: Region | None = None
-    logging: bool = True
-    log_file_validation: bool = True
+    logging: StrictBool = True
+    log_file_validation: StrictBool = True
     destination: Destination
     notifications: Notifications | None = None
     event_selectors: Annotated[list[EventSelector], Field(max_length=5)] = []
@@ -241,7 +241,7 @@ class TrailSpec(Model):
     cloud_watch_logs: CloudWatchLogs | None = None
     tags: Annotated[dict[_TagKey, _TagValue], Field(max_length=49)] = {}
     account: AccountRef = AccountRef()
-    adopt: bool = False
+    adopt: StrictBool = False
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     resync_seconds: ResyncSeconds = 300

@@ -45,6 +45,7 @@ __all__ = [
     "AccountObservation",
     "EnabledRegionsCache",
     "RegionsSource",
+    "enabled_regions",
     "observe_account",
     "observe_for_trails",
 ]
@@ -165,6 +166,18 @@ def observe_account(
     for trail in listed.values():
         observer.read(trail)
     return observer.result(listed, enabled, source, about=set(listed))
+
+
+def enabled_regions(
+    sessions: AwsSessions,
+    account: AccountRef | None,
+    *,
+    given: Sequence[str] | None = None,
+    region_cache: EnabledRegionsCache | None = None,
+) -> frozenset[str] | None:
+    """The account's enabled regions (`given`, else EC2 DescribeRegions); None when they cannot be read."""
+    enabled, _ = _Observer(sessions, account, None).enabled_regions(given, region_cache)
+    return enabled
 
 
 def observe_for_trails(

@@ -375,13 +375,14 @@ class BucketClient:
                 raise BucketOwnedElsewhereError(bucket, "CreateBucket") from error
             raise
         if tags:
-            self._put_tags(bucket, tags)
+            self.put_tags(bucket, tags)
         self._put_public_access_block(bucket)
         self._put_versioning(bucket)
         self._put_encryption(bucket, kms_key_id)
         return True
 
-    def _put_tags(self, bucket: str, tags: Mapping[str, str]) -> None:
+    def put_tags(self, bucket: str, tags: Mapping[str, str]) -> None:
+        """Replace the bucket's tag set (only ever on a bucket trailkeeper creates)."""
         tag_set: Any = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
         self.client.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.metrics import Metrics
 from trailkeeper.reconcile.compliance import ComplianceSettings
 from trailkeeper.reconcile.shared import KeyedLocks, Shared
+
+if TYPE_CHECKING:
+    from trailkeeper.kube.status_writer import StatusWriter
 
 GROUP = "trailkeeper.io"
 VERSION = "v1alpha1"
@@ -55,6 +59,8 @@ class Runtime:
     object_locks: KeyedLocks = field(default_factory=KeyedLocks)
     metrics: Metrics = field(default_factory=Metrics)
     compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
+    # Set when the operator starts; without one (tests of the handlers alone) kopf's patch carries status.
+    status_writer: StatusWriter | None = None
 
     def __post_init__(self) -> None:
         self.compliance.enabled_regions = self.config.compliance_regions or None

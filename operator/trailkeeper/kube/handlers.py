@@ -6,6 +6,7 @@ Handlers are synchronous on purpose: boto3 blocks, and kopf runs synchronous han
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,11 +14,13 @@ from typing import Any
 import kopf
 
 from trailkeeper.kube.config import GROUP, VERSION, Runtime, jittered_period
+from trailkeeper.kube.status_writer import StatusWriteError
 from trailkeeper.metrics import outcome_of
 from trailkeeper.reconcile.passes import (
     ObjectRef,
     PassReport,
     Trigger,
+    plain,
     retention_deletion,
     retention_pass,
     retention_targets_changed,
@@ -25,8 +28,17 @@ from trailkeeper.reconcile.passes import (
     trail_pass,
 )
 
+log = logging.getLogger(__name__)
+
 TRAILS = (GROUP, VERSION, "trails")
 RETENTIONS = (GROUP, VERSION, "logretentions")
+
+
+def _spec(body: Any) -> Any:
+    """The spec as stored. kopf's `spec` argument is a mapping view that fails on a spec that is a list, a
+    string or null (an API server without our CRD's schema stores any of them); the models refuse those by
+    name instead."""
+    return body.get("spec")
 
 
 def _ref(meta: Mapping[str, Any]) -> ObjectRef:
@@ -59,10 +71,29 @@ def _measure(runtime: Runtime, kind: str, ref: ObjectRef, started: float, report
         runtime.metrics.set_compliance(ref.namespace, ref.name, report.compliance_failed)
 
 
-def _post(body: Any, report: PassReport, patch: Any, retry: int = 0) -> None:
+def _write_status(runtime: Runtime, body: Any, status: dict[str, Any], patch: Any, *, timer: bool) -> None:
+    writer = runtime.status_writer
+    if writer is None:
+        patch.status.update(status)
+        return
+    meta = body.get("metadata") or {}
+    plural = "trails" if body.get("kind") == "Trail" else "logretentions"
+    try:
+        writer.write(plural, str(meta.get("namespace") or "default"), str(meta.get("name")), status)
+    except StatusWriteError as error:
+        if not timer:
+            # The pass is repeated (it is idempotent) until its status is written.
+            raise kopf.TemporaryError(str(error), delay=5) from error
+        # A drift check whose status is not written runs again at the next tick: its time was not recorded.
+        log.warning("%s", error)
+
+
+def _post(
+    runtime: Runtime, body: Any, report: PassReport, patch: Any, retry: int = 0, *, timer: bool = False
+) -> None:
     """Write the status and Events of a pass; raise what makes kopf retry (backing off) or stop retrying."""
     if report.status:
-        patch.status.update(report.status)
+        _write_status(runtime, body, report.status, patch, timer=timer)
     for event in report.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1000])
     if report.invalid is not None:
@@ -74,16 +105,15 @@ def _post(body: Any, report: PassReport, patch: Any, retry: int = 0) -> None:
         )
 
 
-def _due(
-    runtime: Runtime, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
-) -> bool:
+def _due(runtime: Runtime, meta: Mapping[str, Any], spec: Any, status: Mapping[str, Any]) -> bool:
     """Whether an object's drift check is due: its jittered resync period passed since the last check."""
     if status.get("observedGeneration") is None:
         return False  # the change handlers have not finished a first pass yet
     last = status.get("lastDriftCheckTime") or status.get("lastSyncTime")
     if not last:
         return True
-    resync = int(spec.get("resyncSeconds") or 300)
+    value = spec.get("resyncSeconds") if isinstance(spec, Mapping) else None
+    resync = value if isinstance(value, int) and value >= 30 else 300
     period = jittered_period(resync, runtime.config.resync_scale, str(meta.get("uid", "")))
     elapsed = time.time() - _epoch(str(last))
     return elapsed >= period
@@ -115,6 +145,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         retry: int,
         old: Any = None,
     ) -> None:
+        spec = _spec(body)
         ref = _ref(meta)
         # With field="spec", kopf hands over the old value of the spec itself, not the old body.
         old_spec = old if isinstance(old, Mapping) else None
@@ -131,7 +162,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 compliance=runtime.compliance,
             )
         _measure(runtime, "Trail", ref, started, report)
-        _post(body, report, patch, retry)
+        _post(runtime, body, report, patch, retry)
 
     @kopf.on.create(*TRAILS, id="trail_created", registry=registry)
     def trail_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **_: Any) -> None:
@@ -148,7 +179,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         run_trail("resume", body, meta, spec, status, patch, retry)
 
     @kopf.timer(*TRAILS, interval=tick, sharp=False, id="trail_drift_check", registry=registry)
-    def trail_drift_check(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
+    def trail_drift_check(body: Any, meta: Any, status: Any, patch: Any, **_: Any) -> None:
+        spec = _spec(body)
         if _invalid_and_unchanged(meta, status) or not _due(runtime, meta, spec, status):
             return
         ref = _ref(meta)
@@ -165,25 +197,28 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             )
         _measure(runtime, "Trail", ref, started, report)
         report.retry_after = None  # the next tick retries; a timer error would only add noise
-        _post(body, report, patch)
+        _post(runtime, body, report, patch, timer=True)
 
     @kopf.on.delete(*TRAILS, id="trail_deleted", registry=registry)
-    def trail_deleted(body: Any, meta: Any, spec: Any, patch: Any, retry: int, **_: Any) -> None:
+    def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, **_: Any) -> None:
+        spec = _spec(body)
         ref = _ref(meta)
         with runtime.object_locks.hold(ref.uid):
-            report = trail_deletion(ref, spec, runtime.sessions, runtime.shared)
+            report = trail_deletion(ref, spec, runtime.sessions, runtime.shared, runtime.compliance)
         if report.retry_after is None:
             runtime.metrics.forget("Trail", ref.namespace, ref.name)
-        _post(body, report, patch, retry)
+        _post(runtime, body, report, patch, retry)
 
     # LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its
     # buckets and prefix without an API call, and stays current as Trails change.
     @kopf.index(*TRAILS, id="trail_specs", registry=registry)
-    def trail_specs(namespace: Any, name: Any, spec: Any, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(str(namespace or "default"), str(name)): dict(spec)}
+    def trail_specs(namespace: Any, name: Any, body: Any, **_: Any) -> dict[tuple[str, str], Any]:
+        return {(str(namespace or "default"), str(name)): plain(body.get("spec"))}
 
-    def trail_spec_for(spec: Mapping[str, Any], meta: Mapping[str, Any], index: Any) -> dict[str, Any] | None:
-        ref = spec.get("trailRef") or {}
+    def trail_spec_for(spec: Any, meta: Mapping[str, Any], index: Any) -> Any:
+        ref = spec.get("trailRef") if isinstance(spec, Mapping) else None
+        if not isinstance(ref, Mapping):
+            return None  # no Trail to follow, or a malformed reference the models refuse by name
         key = (str(meta.get("namespace") or "default"), str(ref.get("name", "")))
         found = list(index.get(key, [])) if ref else []
         return found[0] if found else None
@@ -192,6 +227,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, kwargs: Any
     ) -> None:
         index = kwargs["trail_specs"]
+        spec = _spec(body)
         ref = _ref(meta)
         started = time.perf_counter()
         with runtime.object_locks.hold(ref.uid):
@@ -205,7 +241,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 trail_spec_body=trail_spec_for(spec, meta, index),
             )
         _measure(runtime, "LogRetention", ref, started, report)
-        _post(body, report, patch, kwargs.get("retry", 0))
+        _post(runtime, body, report, patch, kwargs.get("retry", 0))
 
     @kopf.on.create(*RETENTIONS, id="retention_created", registry=registry)
     def retention_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
@@ -220,9 +256,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         run_retention("resume", body, meta, spec, status, patch, kwargs)
 
     @kopf.timer(*RETENTIONS, interval=tick, sharp=False, id="retention_drift_check", registry=registry)
-    def retention_drift_check(
-        body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any
-    ) -> None:
+    def retention_drift_check(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+        spec = _spec(body)
         if status.get("observedGeneration") is None or _invalid_and_unchanged(meta, status):
             return
         trail = trail_spec_for(spec, meta, kwargs["trail_specs"])
@@ -237,10 +272,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             )
         _measure(runtime, "LogRetention", ref, started, report)
         report.retry_after = None
-        _post(body, report, patch)
+        _post(runtime, body, report, patch, timer=True)
 
     @kopf.on.delete(*RETENTIONS, id="retention_deleted", registry=registry)
-    def retention_deleted(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+    def retention_deleted(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
+        spec = _spec(body)
         ref = _ref(meta)
         with runtime.object_locks.hold(ref.uid):
             report = retention_deletion(
@@ -253,4 +289,4 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             )
         if report.retry_after is None:
             runtime.metrics.forget("LogRetention", ref.namespace, ref.name)
-        _post(body, report, patch, kwargs.get("retry", 0))
+        _post(runtime, body, report, patch, kwargs.get("retry", 0))

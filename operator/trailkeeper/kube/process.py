@@ -11,6 +11,7 @@ import kopf
 
 from trailkeeper.kube.config import FINALIZER, GROUP, OperatorConfig, Runtime
 from trailkeeper.kube.handlers import register
+from trailkeeper.kube.status_writer import StatusWriter
 
 
 def build_registry(runtime: Runtime, *, server_url: str | None = None) -> kopf.OperatorRegistry:
@@ -59,6 +60,8 @@ async def run_operator(
 ) -> None:
     """Run until `stop_flag` is set (or forever)."""
     config: OperatorConfig = runtime.config
+    if runtime.status_writer is None:
+        runtime.status_writer = StatusWriter.connect(server_url)
     registry = build_registry(runtime, server_url=server_url)
     metrics_server = runtime.metrics.serve(config.metrics_port) if config.metrics_port is not None else None
     try:

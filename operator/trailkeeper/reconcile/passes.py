@@ -13,6 +13,7 @@ from typing import Any, Literal
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.manifests import parse_spec
 from trailkeeper.api.trail import TrailSpec, trail_name_problem
+from trailkeeper.aws.account_state import enabled_regions
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.reconcile.compliance import ComplianceSettings, account_key, evaluate_trail, is_due
@@ -39,6 +40,7 @@ from trailkeeper.reconcile.status import (
 from trailkeeper.reconcile.trail import (
     TrailOutcome,
     TrailRequest,
+    account_ref,
     delete_trail,
     reconcile_trail,
     removed_subscriptions,
@@ -94,8 +96,14 @@ def _invalid(kind: str, problems: list[Any], ref: ObjectRef, status: Mapping[str
     )
 
 
-def parse_trail(spec_body: Mapping[str, Any], name: str) -> TrailSpec | list[Any]:
-    parsed = parse_spec("Trail", dict(spec_body))
+def plain(value: Any) -> Any:
+    """A spec as stored: a mapping becomes a dict; anything else (a list, a string, null) is kept for the
+    models to refuse by name, since an API server without the CRD's schema stores whatever it is sent."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def parse_trail(spec_body: Any, name: str) -> TrailSpec | list[Any]:
+    parsed = parse_spec("Trail", plain(spec_body))
     if isinstance(parsed, list):
         return parsed
     assert isinstance(parsed, TrailSpec)
@@ -154,7 +162,7 @@ def _retry_after(failures: list[RegionFailure]) -> float | None:
 
 def trail_pass(
     ref: ObjectRef,
-    spec_body: Mapping[str, Any],
+    spec_body: Any,
     status: Mapping[str, Any],
     sessions: AwsSessions,
     shared: Shared,
@@ -295,14 +303,23 @@ def _trail_report(
 
 
 def trail_deletion(
-    ref: ObjectRef, spec_body: Mapping[str, Any], sessions: AwsSessions, shared: Shared
+    ref: ObjectRef,
+    spec_body: Any,
+    sessions: AwsSessions,
+    shared: Shared,
+    compliance: ComplianceSettings | None = None,
 ) -> PassReport:
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list) or spec.deletion_policy == "Retain":
         # Nothing was (or may be) made from an invalid spec; Retain leaves AWS as it is.
         return PassReport(status={}, events=[Event("Normal", "Retained", "deleted; AWS resources retained")])
-    request = TrailRequest(namespace=ref.namespace, name=ref.name, spec=spec)
     try:
+        request = TrailRequest(
+            namespace=ref.namespace,
+            name=ref.name,
+            spec=spec,
+            sweep_regions=_sweep_regions(spec, sessions, compliance),
+        )
         outcome = delete_trail(request, sessions, shared)
     except AWS_ERRORS as error:
         failure = RegionFailure.from_aws(classify(error))
@@ -317,6 +334,21 @@ def trail_deletion(
     return PassReport(
         status={"phase": "Deleting"}, events=events, retry_after=_BACKOFF_SECONDS if failures else None
     )
+
+
+def _sweep_regions(
+    spec: TrailSpec, sessions: AwsSessions, compliance: ComplianceSettings | None
+) -> tuple[str, ...]:
+    """The account's enabled regions, for a deletion to look for trails outside the spec's regions."""
+    if compliance is None:
+        return ()
+    regions = enabled_regions(
+        sessions,
+        account_ref(spec.account),
+        given=compliance.enabled_regions,
+        region_cache=compliance.region_cache,
+    )
+    return tuple(sorted(regions or ()))
 
 
 # -- LogRetention --------------------------------------------------------------------------------------------
@@ -346,10 +378,10 @@ def _previous_targets(status: Mapping[str, Any]) -> list[tuple[str, str | None]]
 
 
 def retention_targets_changed(
-    spec_body: Mapping[str, Any], status: Mapping[str, Any], trail_spec_body: Mapping[str, Any] | None
+    spec_body: Any, status: Mapping[str, Any], trail_spec_body: Mapping[str, Any] | None
 ) -> bool:
     """Whether the buckets the LogRetention should keep differ from those in its status (its Trail moved)."""
-    parsed = parse_spec("LogRetention", dict(spec_body))
+    parsed = parse_spec("LogRetention", plain(spec_body))
     if isinstance(parsed, list):
         return False
     assert isinstance(parsed, LogRetentionSpec)
@@ -361,7 +393,7 @@ def retention_targets_changed(
 
 def retention_pass(
     ref: ObjectRef,
-    spec_body: Mapping[str, Any],
+    spec_body: Any,
     status: Mapping[str, Any],
     sessions: AwsSessions,
     shared: Shared,
@@ -369,7 +401,7 @@ def retention_pass(
     trigger: Trigger,
     trail_spec_body: Mapping[str, Any] | None,
 ) -> PassReport:
-    parsed = parse_spec("LogRetention", dict(spec_body))
+    parsed = parse_spec("LogRetention", plain(spec_body))
     if isinstance(parsed, list):
         return _invalid("LogRetention", parsed, ref, status)
     assert isinstance(parsed, LogRetentionSpec)
@@ -434,13 +466,13 @@ def _retention_report(
 
 def retention_deletion(
     ref: ObjectRef,
-    spec_body: Mapping[str, Any],
+    spec_body: Any,
     status: Mapping[str, Any],
     sessions: AwsSessions,
     shared: Shared,
     trail_spec_body: Mapping[str, Any] | None,
 ) -> PassReport:
-    parsed = parse_spec("LogRetention", dict(spec_body))
+    parsed = parse_spec("LogRetention", plain(spec_body))
     if (
         isinstance(parsed, list)
         or not isinstance(parsed, LogRetentionSpec)

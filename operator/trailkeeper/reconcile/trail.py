@@ -55,6 +55,9 @@ class TrailRequest:
     # created. A periodic drift check reads only what the documents it owns need.
     deep: bool = True
     removed_regions: tuple[str, ...] = ()
+    # Other regions a deletion also looks in for a trail of this Trail: a pass stopped before kopf recorded
+    # it may have made one in a region the spec dropped since, and no spec remembers that region.
+    sweep_regions: tuple[str, ...] = ()
     removed_subscriptions: tuple[tuple[str, str], ...] = ()
     removed_topic: str | None = None
 
@@ -125,6 +128,7 @@ class TrailReconciler:
             trail_name=request.trail_name,
             regions=[RegionOutcome(region=r, bucket=self.spec.bucket_for(r)) for r in self.desired],
         )
+        self._observed: dict[str, ObservedTrail | None] = {}
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -152,7 +156,14 @@ class TrailReconciler:
 
     def run(self) -> TrailOutcome:
         by_region = {r.region: r for r in self.outcome.regions}
-        for bucket, regions in self._buckets().items():
+        # Trails of this name owned by someone else are found first: nothing (bucket, topic, policy
+        # statement) is made for a region that ends in Conflict.
+        for region, outcome in by_region.items():
+            _guard(outcome, lambda r=region, o=outcome: self._claim(r, o))  # type: ignore[misc]
+        for bucket, all_regions in self._buckets().items():
+            regions = [r for r in all_regions if by_region[r].failure is None]
+            if not regions:
+                continue
             probe = RegionOutcome(region=regions[0])
             _guard(probe, lambda b=bucket, rs=regions: self._reconcile_bucket(b, rs))  # type: ignore[misc]
             if probe.failure is not None:
@@ -201,6 +212,10 @@ class TrailReconciler:
             else:
                 if not observed.owned_by_caller:
                     raise RegionFailure("AccessDenied", f"bucket {bucket} belongs to another account")
+                if self.request.deep and self._interrupted_creation(client, observed):
+                    client.put_tags(bucket, self._tags())
+                    self._changed(resource, "finished an interrupted creation: tagged")
+                    observed = dataclasses.replace(observed, tags=self._tags())
                 if self.request.deep and observed.tags.get(OWNER_TAG) == self.request.owner:
                     self._reconcile_bucket_settings(client, observed)
                 current_policy = observed.policy
@@ -222,6 +237,23 @@ class TrailReconciler:
                     merge_statements(current_policy, self.request.owner, desired), bucket=bucket
                 )
                 self._changed(f"bucket-policy/{bucket}", "put trailkeeper statements")
+
+    def _interrupted_creation(self, client: BucketClient, observed: ObservedBucket) -> bool:
+        """Whether `observed` is a bucket this Trail's pass created and was stopped before tagging.
+
+        CreateBucket cannot tag, so a kill between it and PutBucketTagging leaves a blank bucket. One that
+        the spec asks trailkeeper to create, with no tags, policy, versioning, lifecycle rule or object, is
+        taken as that creation and finished; any trace of use makes it someone else's bucket.
+        """
+        return (
+            self.spec.destination.create_bucket
+            and {"tags", "policy", "versioning", "lifecycle"} <= observed.parts_read
+            and not observed.tags
+            and observed.policy is None
+            and observed.versioning is None
+            and not observed.lifecycle_rules
+            and client.is_empty(observed.name)
+        )
 
     def _reconcile_bucket_settings(self, client: BucketClient, observed: ObservedBucket) -> None:
         """Settings of a bucket trailkeeper created (never anyone else's): blocks, versioning, encryption."""
@@ -362,16 +394,11 @@ class TrailReconciler:
         arn = str(kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"])
         return dataclasses.replace(desired, kms_key_id=arn)
 
-    def _reconcile_trail(self, region: str, outcome: RegionOutcome) -> None:
-        desired = self._resolve_kms_alias(self.desired[region])
-        client = self._trail_client(region)
-        resource = f"trail/{region}"
-        observed = self._observe_trail(client, region)
+    def _claim(self, region: str, outcome: RegionOutcome) -> None:
+        """Observe the trail of this name in `region`; raise Conflict if it is not ours to manage."""
+        observed = self._observe_trail(self._trail_client(region), region)
+        self._observed[region] = observed
         if observed is None:
-            outcome.trail_arn = self._arn(region)
-            if self._diff([FieldDiff(resource, "Exists", "true", "false")]):
-                self._create_trail(client, desired, resource)
-                outcome.is_logging = desired.logging
             return
         outcome.trail_arn = observed.arn
         outcome.latest_delivery_error = observed.latest_delivery_error
@@ -387,6 +414,19 @@ class TrailReconciler:
             raise RegionFailure(
                 "Conflict", f"trail {observed.name} in {region} is {who}; set adopt: true to take it over"
             )
+
+    def _reconcile_trail(self, region: str, outcome: RegionOutcome) -> None:
+        desired = self._resolve_kms_alias(self.desired[region])
+        client = self._trail_client(region)
+        resource = f"trail/{region}"
+        # Observed by _claim in this pass, before the bucket and topic were put in place.
+        observed = self._observed[region]
+        if observed is None:
+            outcome.trail_arn = self._arn(region)
+            if self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                self._create_trail(client, desired, resource)
+                outcome.is_logging = desired.logging
+            return
         diffs = diff_trail(desired, observed_mapping(observed), resource=resource)
         if not self._diff(diffs):
             return
@@ -448,6 +488,11 @@ class TrailReconciler:
             _guard(outcome, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
             if self.spec.notifications is not None and outcome.failure is None:
                 _guard(outcome, lambda r=region: self._delete_topic(r))  # type: ignore[misc]
+        for region in sorted(set(self.request.sweep_regions) - set(by_region)):
+            swept = RegionOutcome(region=region)
+            _guard(swept, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
+            if swept.failure is not None:
+                self.outcome.regions.append(swept)  # holds the deletion until that region answers
         for bucket, regions in self._buckets().items():
             _guard(by_region[regions[0]], lambda b=bucket, rs=regions: self._release_bucket(b, rs[0]))  # type: ignore[misc]
         return self.outcome

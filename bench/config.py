@@ -1,0 +1,47 @@
+"""The sizes of a full and a quick bench run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    mode: str
+    latency_runs: int
+    burst_trails: int
+    # Drift-check period of the fleet = resync_seconds * resync_scale. It must exceed the spread of the
+    # fleet's Ready times enough that one window holds exactly one check of every object (see sweep).
+    fleet_resync_seconds: int
+    fleet_resync_scale: float
+    create_passes: int
+    ready_timeout: float
+    # The operator's default --max-workers: the raw-boto3 floor of the burst uses as many threads.
+    workers: int = 16
+    # The first apply of a stage also pays for the operator's start and its first AWS clients.
+    warmup_runs: int = 1
+
+    @property
+    def fleet_period(self) -> float:
+        return self.fleet_resync_seconds * self.fleet_resync_scale
+
+
+FULL = BenchConfig(
+    mode="full",
+    latency_runs=20,
+    burst_trails=200,
+    fleet_resync_seconds=1500,
+    fleet_resync_scale=0.1,
+    create_passes=20,
+    ready_timeout=300.0,
+)
+
+QUICK = BenchConfig(
+    mode="quick",
+    latency_runs=5,
+    burst_trails=20,
+    fleet_resync_seconds=100,
+    fleet_resync_scale=0.1,
+    create_passes=5,
+    ready_timeout=60.0,
+)

@@ -1,0 +1,177 @@
+"""The baselines each figure is compared with: raw boto3 making only the calls the work cannot do without.
+
+No observe, no diff, no kopf, no Kubernetes: the same writes the operator makes to create a bench Trail,
+and the minimum reads of a drift sweep, straight at the same moto server. What the operator takes beyond
+these is its own cost; on moto, these floors are mostly moto's and botocore's time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from bench.fleet import REGIONS, FleetShape
+from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.naming import OWNER_TAG, lifecycle_rule_id
+from trailkeeper.core.topic_policy import desired_topic_policy
+
+ACCOUNT = "123456789012"
+
+
+class RawClients:
+    """One plain boto3 client per (service, region); thread-safe, as boto3 clients are."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._session = boto3.session.Session()
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, service: str, region: str) -> Any:
+        key = (service, region)
+        if key not in self._clients:
+            # Path-style S3: a local endpoint has no per-bucket host names.
+            config = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1})
+            make: Callable[..., Any] = self._session.client
+            self._clients[key] = make(service, region_name=region, endpoint_url=self.endpoint, config=config)
+        return self._clients[key]
+
+    def warm(self) -> None:
+        """Make every client before timing anything: the operator's are made once per process too."""
+        for region in REGIONS:
+            for service in ("s3", "sns", "cloudtrail"):
+                self(service, region)
+
+
+def _bucket(name: str, region: str) -> str:
+    return f"bench-{name}-{region}"
+
+
+def create_trail_set(clients: RawClients, name: str) -> int:
+    """The writes that make one bench Trail and its LogRetention, in the operator's order; the number of
+    calls made."""
+    owner = f"default/{name}"
+    tags = {OWNER_TAG: owner}
+    calls = 0
+    for region in REGIONS:
+        s3, sns, cloudtrail = clients("s3", region), clients("sns", region), clients("cloudtrail", region)
+        bucket = _bucket(name, region)
+        trail_arn = f"arn:aws:cloudtrail:{region}:{ACCOUNT}:trail/{name}"
+        create: dict[str, Any] = {"Bucket": bucket}
+        if region != "us-east-1":
+            create["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**create)
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        )
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        statements = desired_bucket_statements(
+            owner=owner,
+            bucket=bucket,
+            key_prefix="",
+            account_id=ACCOUNT,
+            trail_arns=[trail_arn],
+            source_accounts=[],
+            organization_id=None,
+        )
+        s3.put_bucket_policy(
+            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements})
+        )
+        topic_arn = sns.create_topic(Name=f"bench-{name}", Tags=[{"Key": OWNER_TAG, "Value": owner}])[
+            "TopicArn"
+        ]
+        policy = desired_topic_policy(owner=owner, topic_arn=topic_arn, trail_arns=[trail_arn])
+        sns.set_topic_attributes(
+            TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy)
+        )
+        cloudtrail.create_trail(
+            Name=name,
+            S3BucketName=bucket,
+            SnsTopicName=f"bench-{name}",
+            IncludeGlobalServiceEvents=region == REGIONS[0],
+            IsMultiRegionTrail=False,
+            EnableLogFileValidation=True,
+            TagsList=[{"Key": OWNER_TAG, "Value": owner}],
+        )
+        cloudtrail.put_event_selectors(
+            TrailName=name,
+            EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": []}],
+        )
+        cloudtrail.start_logging(Name=name)
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": lifecycle_rule_id("default", name),
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": "AWSLogs/"},
+                        "Transitions": [{"Days": 90, "StorageClass": "GLACIER"}],
+                        "Expiration": {"Days": 400},
+                    }
+                ]
+            },
+        )
+        calls += 12
+    return calls
+
+
+@dataclass(frozen=True)
+class FloorRun:
+    seconds: float
+    calls: int
+
+
+def create_floor(clients: RawClients, names: Sequence[str], workers: int) -> FloorRun:
+    """Create every named Trail set with `workers` threads (the operator's worker count)."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        calls = sum(pool.map(lambda n: create_trail_set(clients, n), names))
+    return FloorRun(time.perf_counter() - started, calls)
+
+
+def sweep_floor(clients: RawClients, names: Sequence[str]) -> FloorRun:
+    """The minimum reads of one drift sweep over the named bench Trails (see FleetShape), one after
+    another, as the sequential in-process sweep it is compared with."""
+    started = time.perf_counter()
+    calls = 0
+    for region in REGIONS:
+        clients("cloudtrail", region).describe_trails(includeShadowTrails=True)
+        calls += 1
+    for name in names:
+        for region in REGIONS:
+            cloudtrail, s3, sns = clients("cloudtrail", region), clients("s3", region), clients("sns", region)
+            arn = f"arn:aws:cloudtrail:{region}:{ACCOUNT}:trail/{name}"
+            cloudtrail.get_trail_status(Name=arn)
+            cloudtrail.get_event_selectors(TrailName=arn)
+            bucket = _bucket(name, region)
+            s3.get_bucket_policy(Bucket=bucket)
+            s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+            topic = f"arn:aws:sns:{region}:{ACCOUNT}:bench-{name}"
+            sns.get_topic_attributes(TopicArn=topic)
+            sns.list_subscriptions_by_topic(TopicArn=topic)
+            calls += 6
+    expected = sum(FleetShape(len(names)).minimum_sweep_calls().values())
+    assert calls == expected, f"the sweep floor made {calls} calls, the minimum is {expected}"
+    return FloorRun(time.perf_counter() - started, calls)
