@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import FleetResult, LatencyResult, describe_trails_count
+from bench.scenarios import FleetResult, LatencyResult, SweepResult, describe_trails_count
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,21 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _with_compliance(sweep: SweepResult) -> float:
+    """The whole sweep against its minimum: the drift reads, plus the CIS-only reads when compliance
+    observations fell in the window."""
+    if sweep.ratio_to_minimum_with_compliance is not None:
+        return sweep.ratio_to_minimum_with_compliance
+    return sweep.ratio_to_minimum
+
+
 def targets(latency: LatencyResult, fleet: FleetResult) -> list[Target]:
     burst, sweep, overhead = fleet.burst, fleet.sweep, fleet.overhead
     return [
         Target("apply->Ready p50 (s)", "<= 0.5 s", 0.5, latency.all_ready_p50),
         Target(f"{burst.trails} Trails Ready (s)", "<= 60 s (200 Trails)", 60.0, burst.trails_ready_seconds),
         Target("operator peak RSS (MB)", "<= 200 MB", 200.0, burst.peak_rss_mb),
-        Target("sweep calls / minimum", "<= 1.1", 1.1, sweep.ratio_to_minimum),
+        Target("sweep calls / minimum (incl. CIS reads)", "<= 1.1", 1.1, _with_compliance(sweep)),
         Target("  drift checks only / minimum", "<= 1.1", 1.1, _nan(sweep.drift_only_ratio_to_minimum)),
         Target("sweep mutating calls", "0", 0.0, float(sweep.mutating_calls)),
         Target("overhead ratio, drift pass in-process", "<= 1.5", 1.5, overhead.drift_pass.ratio),
@@ -157,19 +165,31 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
             _x(burst.metrics_ratio),
         ],
         [
-            f"drift sweep: AWS calls ({sweep.objects} objects)",
+            "first sweep after the burst: AWS calls (first CIS checks)",
+            "n/a" if sweep.first_sweep_calls is None else str(sweep.first_sweep_calls),
+            "",
+            "",
+        ],
+        [
+            f"steady-state drift sweep: AWS calls ({sweep.objects} objects)",
             str(sweep.calls),
             f"minimum {sweep.minimum}",
             _x(sweep.ratio_to_minimum),
         ],
         [
-            f"  of which {sweep.compliance_observations} compliance observation(s) of the account",
-            "n/a" if sweep.drift_only_calls is None else str(sweep.calls - sweep.drift_only_calls),
-            "",
+            f"  with {sweep.compliance_observations} compliance observation(s): CIS-only reads",
+            "n/a" if sweep.compliance_only_calls is None else str(sweep.compliance_only_calls),
+            "1 ACL, logging, access block per bucket",
             "",
         ],
         [
-            "  drift checks alone",
+            "  whole sweep vs minimum incl. CIS-only reads",
+            str(sweep.calls),
+            f"minimum {sweep.minimum_with_compliance or sweep.minimum}",
+            _x(_with_compliance(sweep)),
+        ],
+        [
+            "  less the CIS-only reads (shared reads once)",
             "n/a" if sweep.drift_only_calls is None else str(sweep.drift_only_calls),
             f"minimum {sweep.minimum}",
             _x(sweep.drift_only_ratio_to_minimum),
@@ -232,7 +252,8 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
     window = (
         f"sweep window {sweep.window_seconds:.1f} s, checks spread over {sweep.check_spread_seconds:.1f} s, "
         f"period {sweep.resync_period_seconds:.0f} s; {sweep.checked_once} objects checked once, "
-        f"{sweep.checked_twice} twice ({'valid' if sweep.valid else 'NOT one clean sweep'})"
+        f"{sweep.checked_twice} twice "
+        f"({'one clean sweep' if sweep.valid else 'the minimum counts the second checks too'})"
     )
     return "\n\n".join(
         [

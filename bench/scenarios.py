@@ -17,7 +17,15 @@ from typing import Any
 
 from bench.aws_counter import CountingMoto
 from bench.config import BenchConfig
-from bench.fleet import DESCRIBE_TRAILS, REGIONS, FleetShape, retention_spec, trail_name, trail_spec
+from bench.fleet import (
+    DESCRIBE_TRAILS,
+    GET_BUCKET_LIFECYCLE,
+    REGIONS,
+    FleetShape,
+    retention_spec,
+    trail_name,
+    trail_spec,
+)
 from bench.floor import FloorRun, RawClients, create_floor, create_trail_set, sweep_floor
 from bench.harness import (
     MetricsSample,
@@ -208,13 +216,23 @@ class SweepResult:
     calls_by_operation: dict[str, int]
     minimum_by_operation: dict[str, int]
     operator_cpu_seconds: float
-    # The window's calls less those of the account observations the compliance evaluation made in it
-    # (counted by operations only that observation makes; see _attribute_compliance).
+    # The compliance evaluation's account observations in the window, and the reads only they make
+    # (GetBucketAcl, GetBucketLogging, GetPublicAccessBlock: CIS controls no drift check needs); the
+    # reads both make (trail status, selectors, bucket policy) are shared, made once. See
+    # _attribute_compliance.
     compliance_observations: int | None = None
     compliance_observation_calls: dict[str, int] = field(default_factory=dict)
+    compliance_only_calls: int | None = None
+    # The sweep's calls less the compliance-only reads, against the drift minimum.
     drift_only_calls: int | None = None
     drift_only_ratio_to_minimum: float | None = None
     drift_only_by_operation: dict[str, int] = field(default_factory=dict)
+    # Every call of the sweep against the drift minimum plus the compliance-only reads' minimum.
+    minimum_with_compliance: int | None = None
+    ratio_to_minimum_with_compliance: float | None = None
+    # The sweep before it, right after the burst (see measure_fleet).
+    first_sweep_calls: int | None = None
+    first_sweep_valid: bool | None = None
 
 
 @dataclass
@@ -291,7 +309,12 @@ def measure_fleet(
     with stage.running():
         _wait_operator_up(stage, config.ready_timeout)
         burst = _burst(stage, moto, config, names, keys, burst_floor, metrics_port)
+        # The first sweep after the burst is every Trail's first compliance evaluation, with nothing to
+        # share yet; the steady state is the sweep after it.
+        first, _ = _sweep(stage, moto, config, names, keys, metrics_port)
         sweep, metrics = _sweep(stage, moto, config, names, keys, metrics_port)
+        sweep.first_sweep_calls = first.calls
+        sweep.first_sweep_valid = first.valid
         sweep.compliance_interval_seconds = compliance_interval
         # The in-process passes that follow must not share the machine with the operator.
         stage.kill_operator()
@@ -395,7 +418,7 @@ def _sweep(
     # object is due a 0.9 period after its first, less the second-granularity of lastDriftCheckTime and
     # the length of a pass (2 s is ample on moto).
     margin = min(firsts) + 0.9 * period - 2.0 - ended
-    minimum = FleetShape(len(names)).minimum_sweep_calls()
+    minimum = _minimum_for_checks(FleetShape(len(names)).minimum_sweep_calls(), in_window)
     total, floor_total = sum(calls.values()), sum(minimum.values())
     result = SweepResult(
         objects=len(keys),
@@ -418,6 +441,30 @@ def _sweep(
     return result, metrics
 
 
+def _minimum_for_checks(
+    once: Counter[tuple[str, str]], in_window: dict[Key, list[float]]
+) -> Counter[tuple[str, str]]:
+    """The minimum of the checks the window holds: one sweep's, plus each extra check's own reads.
+
+    Objects' periods differ by up to ±10 % (jitter), so a window that waits for the last object's check
+    can hold a second check of an object with a short period; that check needs its reads again (its share
+    of the per-object reads, by kind), while DescribeTrails stays one per region.
+    """
+
+    def checks(kind: str) -> tuple[int, int]:
+        of_kind = [len(c) for k, c in in_window.items() if k[0] == kind]
+        return sum(of_kind), len(of_kind)
+
+    scaled: Counter[tuple[str, str]] = Counter()
+    for op, count in once.items():
+        if op == DESCRIBE_TRAILS:
+            scaled[op] = count
+            continue
+        made, objects = checks("LogRetention" if op == GET_BUCKET_LIFECYCLE else "Trail")
+        scaled[op] = round(count * made / objects) if objects else count
+    return scaled
+
+
 def _attribute_compliance(sweep: SweepResult, overhead: OverheadResult) -> None:
     """Split the sweep's calls into drift checks and compliance observations of the account.
 
@@ -438,13 +485,14 @@ def _attribute_compliance(sweep: SweepResult, overhead: OverheadResult) -> None:
         return
     ratios = [sweep.calls_by_operation.get(op, 0) / observation.calls_by_operation[op] for op in own]
     count = round(statistics.median(ratios))
-    drift_only = {
-        op: max(0, n - count * observation.calls_by_operation.get(op, 0))
-        for op, n in sweep.calls_by_operation.items()
-    }
+    compliance_only = {op: count * observation.calls_by_operation[op] for op in own}
+    drift_only = {op: max(0, n - compliance_only.get(op, 0)) for op, n in sweep.calls_by_operation.items()}
     sweep.compliance_observations = count
+    sweep.compliance_only_calls = sum(compliance_only.values())
     sweep.drift_only_by_operation = {op: n for op, n in drift_only.items() if n}
     sweep.drift_only_calls = sum(drift_only.values())
+    sweep.minimum_with_compliance = sweep.minimum + sweep.compliance_only_calls
+    sweep.ratio_to_minimum_with_compliance = sweep.calls / sweep.minimum_with_compliance
     sweep.drift_only_ratio_to_minimum = sweep.drift_only_calls / sweep.minimum
 
 

@@ -264,7 +264,7 @@ def test_every_bad_input_ends_in_a_clear_status_and_the_good_objects_keep_being_
 
     # The good objects are still served: Ready, and a change to one is carried out.
     for name, (kind, _) in GOOD.items():
-        assert cluster.condition(kind, name, "Ready")["status"] == "True", name
+        assert cluster.condition(kind, name, "Ready")["status"] == "True", (name, cluster.status(kind, name))
     cluster.patch_spec("Trail", "good-single", {"tags": {"served": "after-the-bad-batch"}})
     eventually(
         lambda: cluster.status("Trail", "good-single").get("observedGeneration") == 2,

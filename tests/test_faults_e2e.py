@@ -154,7 +154,7 @@ def burst_rules() -> list[FaultRule]:
         FaultRule.throttle("cloudtrail", "GetEventSelectors", count=2),
         FaultRule.throttle("sns", "CreateTopic", count=1),
         FaultRule.throttle("sns", "SetTopicAttributes", count=1),
-        FaultRule.throttle("sns", "ListTagsForResource", count=2),
+        FaultRule.throttle("sns", "ListSubscriptionsByTopic", count=2),
         FaultRule.reset("sns", "GetTopicAttributes", count=2),
         FaultRule.server_error("sts", "GetCallerIdentity", status=500, count=1),
     ]

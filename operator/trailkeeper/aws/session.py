@@ -35,6 +35,7 @@ from botocore.loaders import Loader, create_loader
 from trailkeeper import __version__
 from trailkeeper.aws.calls import OUTCOME_OK, AwsCall, CallRecorder, is_mutating
 from trailkeeper.aws.ratelimit import RateLimiter, RateLimitTimeoutError
+from trailkeeper.aws.read_memo import ReadMemo
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSResponse
@@ -67,6 +68,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::(\d{12}):role/.+$")
 _CTX_OPERATION = "trailkeeper.operation"
 _CTX_STARTED = "trailkeeper.started"
 _CTX_WAITED = "trailkeeper.waited"
+_CTX_MEMO = "trailkeeper.memo"
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,23 @@ class _CallHooks:
         events.register("after-call", self.after_call)
         events.register("after-call-error", self.after_call_error)
 
-    def before_call(self, model: OperationModel, context: dict[str, Any], **_: Any) -> None:
+    def before_call(
+        self, model: OperationModel, context: dict[str, Any], params: dict[str, Any] | None = None, **_: Any
+    ) -> tuple[Any, dict[str, Any]] | None:
         operation = model.name
         context[_CTX_OPERATION] = operation
+        memo = self._sessions.memo
+        if is_mutating(operation):
+            memo.forget(self._account, self._service)
+        else:
+            key = memo.key(self._account, self._service, self._region, operation, params or {})
+            if key is not None:
+                answer = memo.lookup(key)
+                if answer is not None:
+                    # botocore takes a handler's (http response, parsed) as the answer: no request is sent.
+                    context[_CTX_MEMO] = None
+                    return answer
+                context[_CTX_MEMO] = key
         try:
             waited = self._sessions.rate_limiter.acquire(
                 self._account,
@@ -180,6 +196,7 @@ class _CallHooks:
             raise
         context[_CTX_WAITED] = waited
         context[_CTX_STARTED] = time.perf_counter()
+        return None
 
     def after_call(
         self,
@@ -189,8 +206,12 @@ class _CallHooks:
         context: dict[str, Any],
         **_: Any,
     ) -> None:
+        if _CTX_MEMO in context and context[_CTX_MEMO] is None:
+            return  # answered from the memo: no call was made
         status = http_response.status_code
         outcome = OUTCOME_OK if status < 300 else str(parsed.get("Error", {}).get("Code") or status)
+        if status < 300 and context.get(_CTX_MEMO) is not None:
+            self._sessions.memo.store(context[_CTX_MEMO], http_response, parsed)
         self._finish(model.name, outcome, context)
 
     def after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
@@ -258,6 +279,8 @@ class AwsSessions:
         )
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter.from_env()
         self.recorder = recorder
+        # Shared read answers; used only inside `memo.scope(...)` (the operator's drift checks).
+        self.memo = ReadMemo()
         self.max_attempts = max_attempts
         self.rate_limit_timeout = rate_limit_timeout
         self.role_duration_seconds = role_duration_seconds

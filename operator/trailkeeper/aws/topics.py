@@ -86,14 +86,15 @@ class TopicClient:
 
     # -- observe ----------------------------------------------------------------------------------
 
-    def observe(self, name: str) -> ObservedTopic:
+    def observe(self, name: str, *, with_tags: bool = True) -> ObservedTopic:
         """The topic called ``name``; reads only (GetTopicAttributes, ListSubscriptionsByTopic,
-        GetSubscriptionAttributes per confirmed subscription, ListTagsForResource)."""
+        GetSubscriptionAttributes per confirmed subscription, ListTagsForResource unless not `with_tags`:
+        then `tags` is empty)."""
         arn = self.topic_arn(name)
         try:
             attributes = self.client.get_topic_attributes(TopicArn=arn)["Attributes"]
             subscriptions = self._subscriptions(arn)
-            tags = self._tags(arn)
+            tags = self._tags(arn) if with_tags else {}
         except ClientError as error:
             # Deleted before or while it was read: it is not there.
             if _code(error) in _NOT_FOUND:

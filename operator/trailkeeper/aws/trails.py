@@ -177,6 +177,10 @@ class ObservedTrail:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+# ListTags takes at most 20 trail ARNs at a time.
+_LIST_TAGS_BATCH = 20
+
+
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -276,14 +280,44 @@ class TrailClient:
         home = str(raw.get("HomeRegion") or arn_region)
         return home != self.region or (bool(arn_account) and arn_account != self.account_id)
 
+    def tags_by_arn(self, described: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+        """The tags of every trail of this region in a :meth:`list_names` result, by ARN: one ListTags per
+        20 trails (its limit) instead of one per trail. A batch that fails (a trail deleted meanwhile) is
+        left out, and :meth:`observe` reads those trails one by one."""
+        arns = sorted(
+            str(raw["TrailARN"])
+            for raw in described.values()
+            if raw.get("TrailARN") and not self._is_shadow(raw)
+        )
+        found: dict[str, dict[str, str]] = {}
+        for start in range(0, len(arns), _LIST_TAGS_BATCH):
+            batch = arns[start : start + _LIST_TAGS_BATCH]
+            try:
+                response = self.client.list_tags(ResourceIdList=batch)
+            except ClientError:
+                continue
+            for resource in response.get("ResourceTagList", []):
+                arn = str(resource.get("ResourceId", ""))
+                found[arn] = {t["Key"]: t.get("Value", "") for t in resource.get("TagsList", [])}
+            for arn in batch:
+                found.setdefault(arn, {})
+        return found
+
     def observe(
-        self, name: str, *, described: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        name: str,
+        *,
+        described: Mapping[str, Mapping[str, Any]] | None = None,
+        tags_by_arn: Mapping[str, Mapping[str, str]] | None = None,
+        want_insights: bool = True,
     ) -> ObservedTrail | None:
         """The trail called ``name`` as this region sees it, or None when there is none.
 
-        ``described`` is a :meth:`list_names` result to reuse (one DescribeTrails for many trails).
-        Reads only: DescribeTrails (unless given), GetTrailStatus and, for a trail of this region,
-        GetEventSelectors, GetInsightSelectors and ListTags.
+        ``described`` is a :meth:`list_names` result to reuse (one DescribeTrails for many trails), and
+        ``tags_by_arn`` a :meth:`tags_by_arn` one. Reads only: DescribeTrails (unless given),
+        GetTrailStatus and, for a trail of this region, GetEventSelectors, GetInsightSelectors (skipped
+        when neither DescribeTrails's ``HasInsightSelectors`` nor ``want_insights`` asks for it) and
+        ListTags (unless given).
         """
         trails = described if described is not None else self.list_names()
         raw = trails.get(name)
@@ -300,8 +334,10 @@ class TrailClient:
             tags: dict[str, str] = {}
             if not shadow:
                 selectors = self._event_selectors(arn)
-                insights = self._insight_selectors(arn)
-                tags = self._tags(arn)
+                if want_insights or raw.get("HasInsightSelectors", True):
+                    insights = self._insight_selectors(arn)
+                known = (tags_by_arn or {}).get(arn)
+                tags = dict(known) if known is not None else self._tags(arn)
         except ClientError as error:
             # Deleted between DescribeTrails and the reads that follow: it is gone.
             if _code(error) == _TRAIL_NOT_FOUND:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 GROUP = "trailkeeper.io"
 VERSION = "v1alpha1"
 FINALIZER = "trailkeeper.io/finalizer"
+# kopf's record of the last spec its change handlers finished with (the diff base), in our group.
+LAST_HANDLED = f"{GROUP}/last-handled-configuration"
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,12 @@ class Runtime:
     compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
     # Set when the operator starts; without one (tests of the handlers alone) kopf's patch carries status.
     status_writer: StatusWriter | None = None
+    # Objects whose change handlers are done but whose status is not written yet, since when (monotonic).
+    unwritten_since: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Drift checks take shared reads up to half their (scaled) period old (Shared.shared_read_age).
+        self.shared.resync_scale = self.config.resync_scale
         self.compliance.enabled_regions = self.config.compliance_regions or None
         self.compliance.interval_seconds = self.config.compliance_interval
         if self.sessions.recorder is not None:

@@ -6,6 +6,7 @@ Handlers are synchronous on purpose: boto3 blocks, and kopf runs synchronous han
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from trailkeeper.kube.config import GROUP, VERSION, Runtime, jittered_period
+from trailkeeper.kube.config import GROUP, LAST_HANDLED, VERSION, Runtime, jittered_period
 from trailkeeper.kube.status_writer import StatusWriteError
 from trailkeeper.metrics import outcome_of
 from trailkeeper.reconcile.passes import (
@@ -72,8 +73,14 @@ def _measure(runtime: Runtime, kind: str, ref: ObjectRef, started: float, report
 
 
 def _write_status(runtime: Runtime, body: Any, status: dict[str, Any], patch: Any, *, timer: bool) -> None:
+    """A change handler's status goes in kopf's patch, applied after the handler returns: written during the
+    handler, it would be seen before kopf records the handler done and, under load, run it again. If kopf's
+    status write is refused, the drift-check timer notices and writes it (`_unwritten`).
+
+    A drift check writes its status itself, retried: a timer whose kopf patch fails is not started again
+    for that object, and drift would no longer be corrected."""
     writer = runtime.status_writer
-    if writer is None:
+    if writer is None or not timer:
         patch.status.update(status)
         return
     meta = body.get("metadata") or {}
@@ -81,10 +88,7 @@ def _write_status(runtime: Runtime, body: Any, status: dict[str, Any], patch: An
     try:
         writer.write(plural, str(meta.get("namespace") or "default"), str(meta.get("name")), status)
     except StatusWriteError as error:
-        if not timer:
-            # The pass is repeated (it is idempotent) until its status is written.
-            raise kopf.TemporaryError(str(error), delay=5) from error
-        # A drift check whose status is not written runs again at the next tick: its time was not recorded.
+        # Runs again at the next tick: the time of this check was not recorded.
         log.warning("%s", error)
 
 
@@ -101,12 +105,36 @@ def _post(
     if report.retry_after is not None:
         delay = min(report.retry_after * 2 ** min(retry, 10), MAX_RETRY_DELAY)
         raise kopf.TemporaryError(
-            f"not every region or bucket is in place; retrying in {delay:.0f} s", delay=delay
+            f"not every region or bucket is in place; retrying in {delay:g} s", delay=delay
         )
 
 
+def _unwritten(meta: Mapping[str, Any], spec: Any, status: Mapping[str, Any]) -> bool:
+    """Whether the change handlers are done with the current spec but their status is not there (kopf's
+    status write was refused): kopf's record of the last handled spec is the current one, and the status
+    names an older generation or none."""
+    if status.get("observedGeneration") == meta.get("generation"):
+        return False
+    recorded = (meta.get("annotations") or {}).get(LAST_HANDLED)
+    if not recorded:
+        return False
+    try:
+        handled = json.loads(recorded).get("spec")
+    except (ValueError, AttributeError):
+        return False
+    return bool(handled == spec)
+
+
 def _due(runtime: Runtime, meta: Mapping[str, Any], spec: Any, status: Mapping[str, Any]) -> bool:
-    """Whether an object's drift check is due: its jittered resync period passed since the last check."""
+    """Whether an object's drift check is due: its jittered resync period passed since the last check, or
+    the status of its last change was lost."""
+    uid = str(meta.get("uid", ""))
+    if _unwritten(meta, spec, status):
+        # kopf writes the object (its record of the handled spec) and then its status, in two calls: the
+        # status is lost only if it is still missing a while later.
+        first_seen = runtime.unwritten_since.setdefault(uid, time.monotonic())
+        return time.monotonic() - first_seen >= 2 * runtime.config.tick_seconds
+    runtime.unwritten_since.pop(uid, None)
     if status.get("observedGeneration") is None:
         return False  # the change handlers have not finished a first pass yet
     last = status.get("lastDriftCheckTime") or status.get("lastSyncTime")
@@ -114,7 +142,7 @@ def _due(runtime: Runtime, meta: Mapping[str, Any], spec: Any, status: Mapping[s
         return True
     value = spec.get("resyncSeconds") if isinstance(spec, Mapping) else None
     resync = value if isinstance(value, int) and value >= 30 else 300
-    period = jittered_period(resync, runtime.config.resync_scale, str(meta.get("uid", "")))
+    period = jittered_period(resync, runtime.config.resync_scale, uid)
     elapsed = time.time() - _epoch(str(last))
     return elapsed >= period
 
@@ -258,7 +286,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.timer(*RETENTIONS, interval=tick, sharp=False, id="retention_drift_check", registry=registry)
     def retention_drift_check(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
         spec = _spec(body)
-        if status.get("observedGeneration") is None or _invalid_and_unchanged(meta, status):
+        if _invalid_and_unchanged(meta, status):
+            return
+        if status.get("observedGeneration") is None and not _unwritten(meta, spec, status):
             return
         trail = trail_spec_for(spec, meta, kwargs["trail_specs"])
         # A Trail that moved its buckets (or appeared, or vanished) is followed at once, not at resync.

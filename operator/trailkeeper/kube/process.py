@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from trailkeeper.kube.config import FINALIZER, GROUP, OperatorConfig, Runtime
+from trailkeeper.kube.config import FINALIZER, GROUP, LAST_HANDLED, OperatorConfig, Runtime
 from trailkeeper.kube.handlers import register
 from trailkeeper.kube.status_writer import StatusWriter
 
@@ -25,7 +25,7 @@ def build_registry(runtime: Runtime, *, server_url: str | None = None) -> kopf.O
         # Progress and the last handled spec go into annotations in our own group, not kopf.zalando.org.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration"
+            prefix=GROUP, key=LAST_HANDLED.split("/", 1)[1]
         )
         settings.execution.max_workers = config.max_workers
         settings.posting.level = logging.INFO

@@ -37,6 +37,7 @@ class ComplianceSettings:
     clock: Callable[[], float] = time.monotonic
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _observations: dict[str, tuple[float, AccountObservation]] = field(default_factory=dict)
+    _loading: dict[str, threading.Lock] = field(default_factory=dict)
 
     def invalidate(self, account_key: str) -> None:
         with self._lock:
@@ -45,17 +46,40 @@ class ComplianceSettings:
     def observation(
         self, account_key: str, own_arns: set[str], load: Callable[[], AccountObservation]
     ) -> AccountObservation:
-        """The shared observation of an account; a fresh one when it is old or misses the Trail's trails."""
+        """The shared observation of an account; a fresh one when it is old or misses the Trail's trails.
+
+        One load per account at a time: concurrent Trails wait for it, not make N of their own -- unless
+        an older observation already shows their trails, which they take instead of waiting (it is at
+        most one interval older than the one being made).
+        """
         with self._lock:
             cached = self._observations.get(account_key)
-            if cached is not None and self.clock() - cached[0] < self.interval_seconds:
-                seen = {trail.arn for trail in cached[1].state.trails}
-                if own_arns <= seen:
+            if cached is not None and self._fresh(cached) and self._covers(cached, own_arns):
+                return cached[1]
+            loading = self._loading.setdefault(account_key, threading.Lock())
+        if cached is not None and self._covers(cached, own_arns):
+            if not loading.acquire(blocking=False):
+                return cached[1]
+        else:
+            loading.acquire()
+        try:
+            with self._lock:
+                cached = self._observations.get(account_key)
+                if cached is not None and self._fresh(cached) and self._covers(cached, own_arns):
                     return cached[1]
-            # Held while loading: concurrent Trails of one account wait for one observation, not N.
             fresh = load()
-            self._observations[account_key] = (self.clock(), fresh)
+            with self._lock:
+                self._observations[account_key] = (self.clock(), fresh)
             return fresh
+        finally:
+            loading.release()
+
+    def _fresh(self, cached: tuple[float, AccountObservation]) -> bool:
+        return self.clock() - cached[0] < self.interval_seconds
+
+    @staticmethod
+    def _covers(cached: tuple[float, AccountObservation], own_arns: set[str]) -> bool:
+        return own_arns <= {trail.arn for trail in cached[1].state.trails}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ The kopf handlers call these and only post what they return: everything here is 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -49,6 +50,10 @@ from trailkeeper.reconcile.trail import (
 
 Trigger = Literal["create", "update", "resume", "timer"]
 _BACKOFF_SECONDS = 5.0
+# Waiting for another object rather than for AWS (a LogRetention applied with its Trail finds neither the
+# Trail nor its bucket yet): the first retry comes soon, and backs off from there like any other.
+_WAIT_SECONDS = 0.25
+_WAITING_FOR = frozenset({"TrailNotFound", "NoSuchBucket"})
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,10 @@ def _failure_events(failures: list[RegionFailure], previous: Mapping[str, Any]) 
 
 
 def _retry_after(failures: list[RegionFailure]) -> float | None:
-    return _BACKOFF_SECONDS if any(f.retryable for f in failures) else None
+    retryable = [f for f in failures if f.retryable]
+    if not retryable:
+        return None
+    return _WAIT_SECONDS if all(f.code in _WAITING_FOR for f in retryable) else _BACKOFF_SECONDS
 
 
 def trail_pass(
@@ -192,6 +200,26 @@ def trail_pass(
         removed_subscriptions=removed_subscriptions(old, spec),
         removed_topic=removed_topic(old, spec),
     )
+    # A drift check reads afresh and leaves its answers (aws/read_memo.py) for the compliance observation,
+    # which may take them up to one compliance interval old, as it keeps its own observation that long.
+    with sessions.memo.scope(0.0) if trigger == "timer" else nullcontext():
+        return _run_trail_pass(
+            ref, spec, status, sessions, shared, request, drift_check, act, trigger, compliance
+        )
+
+
+def _run_trail_pass(
+    ref: ObjectRef,
+    spec: TrailSpec,
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    request: TrailRequest,
+    drift_check: bool,
+    act: bool,
+    trigger: Trigger,
+    compliance: ComplianceSettings | None,
+) -> PassReport:
     now = now_iso()
     try:
         outcome = reconcile_trail(request, sessions, shared)
@@ -207,7 +235,8 @@ def trail_pass(
             report.status["lastComplianceCheckTime"] = None
         elif trigger == "timer" and is_due(status, compliance, datetime.now(UTC)):
             own = {r.trail_arn for r in outcome.regions if r.trail_arn}
-            _add_compliance(report, spec, own, status, sessions, compliance, ref, now)
+            with sessions.memo.scope(compliance.interval_seconds):
+                _add_compliance(report, spec, own, status, sessions, compliance, ref, now)
     return report
 
 
@@ -249,7 +278,7 @@ def _whole_failure(ref: ObjectRef, status: Mapping[str, Any], failure: RegionFai
             "lastSyncTime": now,
         },
         events=[Event("Warning", "AwsError", str(failure))],
-        retry_after=_BACKOFF_SECONDS if failure.retryable else None,
+        retry_after=_retry_after([failure]),
     )
 
 

@@ -29,32 +29,42 @@ class KeyedLocks:
             yield
 
 
-class ReadCache:
-    """Shared reads (DescribeTrails of one account and region) reused for a short while.
+SHARED_READ_SHARE = 0.5
 
-    A drift sweep over many Trails in one region needs one DescribeTrails, not one per Trail. Entries
-    expire after `ttl` seconds and are dropped at once when anything in their scope is changed, so a
-    reconcile never acts on a read older than its own writes.
+
+class ReadCache:
+    """Shared reads (DescribeTrails, ListTags of one account and region) reused for a while.
+
+    A drift sweep over many Trails in one region needs one DescribeTrails, not one per Trail; the sweep's
+    checks are spread over the resync period, so each caller says how old a read it takes (`max_age`; a
+    drift check half its period, a change pass 2 s; `ttl` for callers that do not say). Entries are dropped
+    at once when anything in their scope is changed: a reconcile never acts on a read older than its own
+    writes.
     """
 
     def __init__(self, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl
+        self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._loading: dict[tuple[str, ...], threading.Lock] = {}
 
-    def get(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+    def _current(self, key: tuple[str, ...], max_age: float | None) -> tuple[float, Any] | None:
+        entry = self._entries.get(key)
+        limit = self.ttl if max_age is None else max_age
+        return entry if entry is not None and self._clock() - entry[0] < limit else None
+
+    def get(self, key: tuple[str, ...], load: Callable[[], Any], *, max_age: float | None = None) -> Any:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry[0] < self._ttl:
+            entry = self._current(key, max_age)
+            if entry is not None:
                 return entry[1]
             loading = self._loading.setdefault(key, threading.Lock())
         # One loader per key at a time: concurrent reconciles wait for the first read instead of repeating it.
         with loading:
             with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None and self._clock() - entry[0] < self._ttl:
+                entry = self._current(key, max_age)
+                if entry is not None:
                     return entry[1]
             value = load()
             with self._lock:
@@ -72,6 +82,13 @@ class Shared:
 
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     cache: ReadCache = field(default_factory=ReadCache)
+    # The operator's --resync-scale: an object's drift-check period is resyncSeconds times this.
+    resync_scale: float = 1.0
+
+    def shared_read_age(self, resync_seconds: int) -> float:
+        """How old a read shared within a sweep a drift check may take: half its period, so that it never
+        takes its own previous check's read, and drift is seen within one and a half periods."""
+        return SHARED_READ_SHARE * resync_seconds * self.resync_scale
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ _LOGGING_FIELDS = {"IsLogging"}
 _TAG_FIELDS = {"Tags"}
 
 
+# How old a shared read a change pass may act on (seconds).
+CHANGE_READ_MAX_AGE = 2.0
+
+
 def account_ref(spec: AccountSpec) -> AccountRef | None:
     return AccountRef(spec.role_arn, spec.external_id) if spec.role_arn else None
 
@@ -289,13 +293,14 @@ class TrailReconciler:
         arn = client.topic_arn(name)
         resource = f"topic/{region}"
         with self.shared.locks.hold(f"sns:{arn}"):
-            observed = client.observe(name)
+            # Its tags matter only when deleting it: a reconcile does not read them.
+            observed = client.observe(name, with_tags=False)
             if not observed.exists:
                 if not self._diff([FieldDiff(resource, "Exists", "true", "false")]):
                     return arn
                 arn = client.create(name, self._tags())
                 self._changed(resource, f"created topic {name}")
-                observed = client.observe(name)
+                observed = client.observe(name, with_tags=False)
             desired = desired_topic_statements(
                 owner=self.request.owner, topic_arn=arn, trail_arns=[self._arn(region)]
             )
@@ -380,9 +385,35 @@ class TrailReconciler:
         )
 
     def _observe_trail(self, client: TrailClient, region: str) -> ObservedTrail | None:
-        key = ("describe-trails", self.account_id, region)
-        described = self.shared.cache.get(key, client.list_names)
-        return client.observe(self.request.trail_name, described=described)
+        # A change pass acts on reads at most a couple of seconds old (those of a burst of changes are
+        # shared), with its own ListTags; a drift check takes the sweep's shared reads, tags included.
+        deep = self.request.deep
+        max_age = CHANGE_READ_MAX_AGE if deep else self.shared.shared_read_age(self.spec.resync_seconds)
+        described = self.shared.cache.get(self._trails_key(region), client.list_names, max_age=max_age)
+        tags = (
+            None
+            if deep
+            else self.shared.cache.get(
+                self._tags_key(region), lambda: client.tags_by_arn(described), max_age=max_age
+            )
+        )
+        return client.observe(
+            self.request.trail_name,
+            described=described,
+            tags_by_arn=tags,
+            want_insights=bool(self.desired[region].insight_selectors) if region in self.desired else True,
+        )
+
+    def _trails_key(self, region: str) -> tuple[str, ...]:
+        return ("describe-trails", self.account_id, region)
+
+    def _tags_key(self, region: str) -> tuple[str, ...]:
+        return ("trail-tags", self.account_id, region)
+
+    def _forget_trails(self, region: str) -> None:
+        """Drop the shared reads of `region`'s trails after changing one of them."""
+        self.shared.cache.invalidate(self._trails_key(region))
+        self.shared.cache.invalidate(self._tags_key(region))
 
     def _resolve_kms_alias(self, desired: DesiredTrail) -> DesiredTrail:
         """CloudTrail reports the key ARN; an alias in the spec is resolved to it before comparing, or every
@@ -450,11 +481,11 @@ class TrailReconciler:
             client.set_logging(desired.name, desired.logging)
             self._changed(resource, "started logging" if desired.logging else "stopped logging")
         outcome.is_logging = desired.logging
-        self.shared.cache.invalidate(("describe-trails", self.account_id, region))
+        self._forget_trails(region)
 
     def _create_trail(self, client: TrailClient, desired: DesiredTrail, resource: str) -> None:
         client.create(desired)
-        self.shared.cache.invalidate(("describe-trails", self.account_id, desired.region))
+        self._forget_trails(desired.region)
         self._changed(resource, f"created trail {desired.name}")
         client.put_event_selectors(desired)
         if desired.insight_selectors:
@@ -471,7 +502,7 @@ class TrailReconciler:
             return
         if self.request.act:
             client.delete(observed.name)
-            self.shared.cache.invalidate(("describe-trails", self.account_id, region))
+            self._forget_trails(region)
             self._changed(f"trail/{region}", f"deleted trail {observed.name}")
 
     # -- deletion -----------------------------------------------------------------------------------------
