@@ -6,7 +6,6 @@ The operator is ``trailkeeper run`` in a subprocess, started by the end-to-end t
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import re
@@ -30,7 +29,6 @@ from bench.watch import ObjectWatcher
 use_test_support()
 
 from support.cluster import EmulatedCluster, OperatorProcess  # noqa: E402
-from trailkeeper.kube.emulator import KubeEmulator, SandboxAPI  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # kmock keeps past requests for test assertions, and matches every new request by scanning that history
@@ -45,20 +43,7 @@ class BenchCluster(EmulatedCluster):
     """The end-to-end tests' emulated cluster, with an API server that keeps no request history."""
 
     def __init__(self, kubeconfig: Path, request_history: int = API_REQUEST_HISTORY) -> None:
-        super().__init__(kubeconfig)
-        self.request_history = request_history
-
-    def _run(self) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            emulator = KubeEmulator(request_history=self.request_history)
-            async with SandboxAPI(emulator=emulator) as api:
-                self.url = api.url
-                self._ready.set()
-                await self._stop.wait()
-
-        asyncio.run(serve())
+        super().__init__(kubeconfig, request_history=request_history)
 
 
 def free_port() -> int:

@@ -1,16 +1,18 @@
 """Shared pytest fixtures, grouped by the backend they provide.
 
-Sections: test environment · moto over HTTP · AWS sessions · fault injection.
+Sections: test environment · moto over HTTP · AWS sessions · fault injection · the operator process.
 Add new fixtures to the section of their backend, or start a new section below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.cluster import EmulatedCluster, OperatorProcess
 from support.faults import FaultInjector
 from support.moto_server import TEST_REGION, InProcessMotoServer, MakeAws, MotoServer
 from trailkeeper.aws.calls import CallRecorder
@@ -125,3 +127,18 @@ def faulty_aws(
     ``fault_injector``. Use ``make_aws(faulty_moto.url, max_attempts=1)`` to see raw faults."""
     faulty_moto.reset()
     return make_aws(faulty_moto.url, max_attempts=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The operator process (end-to-end tests; each module provides its own `cluster` fixture)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator(
+    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """`trailkeeper run` against the module's emulated cluster and a freshly reset moto."""
+    moto_server.reset()
+    with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "operator.log") as process:
+        yield process

@@ -27,7 +27,6 @@ import yaml
 
 from support.cluster import EmulatedCluster, OperatorProcess, eventually
 from support.faults_e2e import OWNER_TAG, FaultyCluster, client, moto_state
-from support.moto_server import MotoServer
 from test_crds import spec_schema
 from trailkeeper.api.crd import KINDS, crd
 from trailkeeper.api.manifests import parse_spec
@@ -186,15 +185,6 @@ def cluster_for_many_objects(kubeconfig: Path) -> FaultyCluster:
 def cluster(tmp_path: Path) -> Iterator[FaultyCluster]:
     with cluster_for_many_objects(tmp_path / "kubeconfig") as emulated:
         yield emulated
-
-
-@pytest.fixture
-def operator(
-    cluster: FaultyCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    moto_server.reset()
-    with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "operator.log") as process:
-        yield process
 
 
 def prepare(cluster: EmulatedCluster, endpoint: str, good: dict[str, tuple[str, dict[str, Any]]]) -> None:

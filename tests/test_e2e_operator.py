@@ -30,15 +30,6 @@ def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
         yield emulated
 
 
-@pytest.fixture
-def operator(
-    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    moto_server.reset()
-    with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "operator.log") as process:
-        yield process
-
-
 def aws(service: str, endpoint: str, region: str = "us-east-1") -> Any:
     return boto3.client(service, region_name=region, endpoint_url=endpoint)  # type: ignore[call-overload]
 

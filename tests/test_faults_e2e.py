@@ -303,6 +303,18 @@ def test_killed_at_random_points_and_restarted_it_converges_without_duplicates_o
     assert "Traceback" not in operator.output()
 
 
+def kill_when_stalled(
+    cluster: FaultyCluster, endpoint: str, tmp_path: Path, stall: FaultRule, injector: RegionalFaultInjector
+) -> None:
+    """Start the operator, kill it while the `stall` rule holds its request, then lift every rule."""
+    operator = OperatorProcess(cluster.kubeconfig, endpoint, tmp_path / "operator-1.log").start()
+    try:
+        eventually(lambda: stall.injected == 1, timeout=30, what=f"{stall.operation} sent")
+    finally:
+        operator.kill()
+    injector.clear()
+
+
 def test_killed_between_creating_a_bucket_and_tagging_it_the_bucket_is_still_finished(
     cluster: FaultyCluster, injector: RegionalFaultInjector, endpoint: str, tmp_path: Path
 ) -> None:
@@ -310,12 +322,7 @@ def test_killed_between_creating_a_bucket_and_tagging_it_the_bucket_is_still_fin
     stall = injector.add(FaultRule("reset", "s3", "PutBucketTagging", count=1, delay=3.0))
     spec = {"regions": ["us-east-1"], "destination": {"bucket": "torn-logs"}, "deletionPolicy": "Delete"}
     cluster.apply("Trail", "torn", spec)
-    operator = OperatorProcess(cluster.kubeconfig, endpoint, tmp_path / "operator-1.log").start()
-    try:
-        eventually(lambda: stall.injected == 1, timeout=30, what="PutBucketTagging sent")
-    finally:
-        operator.kill()
-    injector.clear()
+    kill_when_stalled(cluster, endpoint, tmp_path, stall, injector)
 
     with OperatorProcess(cluster.kubeconfig, endpoint, tmp_path / "operator-2.log"):
         cluster.wait_condition("Trail", "torn", "Ready", "True", timeout=30)
@@ -340,12 +347,7 @@ def test_a_region_dropped_while_killed_mid_create_leaves_no_orphaned_trail_after
     )
     spec = {"regions": list(REGIONS), "destination": {"bucket": "drop-{region}"}, "deletionPolicy": "Delete"}
     cluster.apply("Trail", "drop", spec)
-    operator = OperatorProcess(cluster.kubeconfig, endpoint, tmp_path / "operator-1.log").start()
-    try:
-        eventually(lambda: stall.injected == 1, timeout=30, what="StartLogging in eu-west-1 sent")
-    finally:
-        operator.kill()
-    injector.clear()
+    kill_when_stalled(cluster, endpoint, tmp_path, stall, injector)
     assert moto_state(endpoint, REGIONS).trail_keys() == [("drop", "eu-west-1"), ("drop", "us-east-1")]
     cluster.patch_spec("Trail", "drop", {"regions": ["us-east-1"]})
 

@@ -21,7 +21,7 @@ from typing import Any, Self, TypeVar
 import requests
 
 from trailkeeper.api.crd import KINDS, crd
-from trailkeeper.kube.emulator import SandboxAPI, write_kubeconfig
+from trailkeeper.kube.emulator import KubeEmulator, SandboxAPI, write_kubeconfig
 
 T = TypeVar("T")
 GROUP_PATH = "/apis/trailkeeper.io/v1alpha1"
@@ -49,8 +49,12 @@ def eventually(
 class EmulatedCluster:
     """The emulated API serving on a free port, with trailkeeper's CRDs applied."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, *, request_history: int | None = None) -> None:
         self.kubeconfig = kubeconfig
+        # How many requests the emulator remembers (None: kmock's default). kmock matches every request
+        # against every reaction by filtering the remembered ones, so a long history slows each request.
+        self.request_history = request_history
+        self.api: SandboxAPI | None = None
         self.url = ""
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -62,7 +66,10 @@ class EmulatedCluster:
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            async with SandboxAPI() as api:
+            history = self.request_history
+            emulator = KubeEmulator(request_history=history) if history is not None else None
+            async with SandboxAPI(emulator=emulator) as api:
+                self.api = api
                 self.url = api.url
                 self._ready.set()
                 await self._stop.wait()

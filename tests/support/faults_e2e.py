@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from support.cluster import EmulatedCluster
 from support.faults import FaultHit, FaultInjector, WSGIApp
-from trailkeeper.kube.emulator import KubeEmulator, SandboxAPI
+from trailkeeper.kube.emulator import KubeEmulator
 
 T = TypeVar("T")
 
@@ -93,24 +93,8 @@ class FaultyCluster(EmulatedCluster):
     requests it answered to stay remembered, so keep the default when using one.
     """
 
-    api: SandboxAPI | None = None
-
     def __init__(self, kubeconfig: Path, *, request_history: int = 10_000) -> None:
-        super().__init__(kubeconfig)
-        self.request_history = request_history
-
-    def _run(self) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            emulator = KubeEmulator(request_history=self.request_history)
-            async with SandboxAPI(emulator=emulator) as api:
-                self.api = api
-                self.url = api.url
-                self._ready.set()
-                await self._stop.wait()
-
-        asyncio.run(serve())
+        super().__init__(kubeconfig, request_history=request_history)
 
     @property
     def emulator(self) -> KubeEmulator:
