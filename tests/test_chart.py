@@ -995,17 +995,22 @@ def test_image_defaults_to_the_app_version():
     assert operator_container(render_chart({"image": {"tag": "dev"}}))["image"] == "trailkeeper:dev"
 
 
-def test_never_two_operator_pods_at_once():
+def test_never_two_active_operator_pods():
     # kopf has no leader election. _core/engines/peering.py process_peering_event pauses every operator
-    # that sees a live peer of equal priority, and all replicas share one; standalone they would all act.
+    # that sees a live peer of higher priority; each replica draws its own (tests/test_peering_e2e.py).
     deployment = one(render_chart(), "Deployment")
     assert deployment["spec"]["replicas"] == 1
     # Nor an old and a new pod side by side during a rollout.
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert one(render_chart({"replicaCount": 0}), "Deployment")["spec"]["replicas"] == 0
-    for peering in (True, False):
-        with pytest.raises(TemplateFail, match="replicaCount"):
-            render_chart({"replicaCount": 2, "peering": {"enabled": peering}})
+    replicated = one(render_chart({"replicaCount": 3, "peering": {"lifetime": 30}}), "Deployment")
+    assert replicated["spec"]["replicas"] == 3
+    args = operator_container([replicated])["args"]
+    assert {"--peering=trailkeeper", "--peering-lifetime=30"} <= set(args)
+    assert not any(arg.startswith("--priority") for arg in args), "each pod draws its own priority"
+    # Standalone, every replica would reconcile every object.
+    with pytest.raises(TemplateFail, match="replicaCount"):
+        render_chart({"replicaCount": 2, "peering": {"enabled": False}})
 
 
 def test_read_only_root_filesystem_has_a_writable_tmp():

@@ -167,14 +167,20 @@ class OperatorProcess:
     """`trailkeeper run` in a subprocess against the emulated API and a moto endpoint."""
 
     def __init__(
-        self, kubeconfig: Path, aws_endpoint: str, log: Path, *extra: str, resync_scale: float = 0.05
+        self,
+        kubeconfig: Path,
+        aws_endpoint: str,
+        log: Path,
+        *extra: str,
+        resync_scale: float = 0.05,
+        peering: str | None = None,
     ) -> None:
         self.args = [
             sys.executable,
             "-m",
             "trailkeeper",
             "run",
-            "--standalone",
+            *(["--peering", peering] if peering else ["--standalone"]),
             "-A",
             "--resync-scale",
             str(resync_scale),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from trailkeeper.cli.operate import configure_logging
 from trailkeeper.cli.pipeline import run_manifests
 from trailkeeper.core.plan import render_plan
 from trailkeeper.iam_policy import render_iam_policy
-from trailkeeper.kube.config import OperatorConfig
+from trailkeeper.kube.config import PRIORITY_MAX, OperatorConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,6 +156,20 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
 @click.option("--standalone", is_flag=True, help="No peering: do not coordinate with other replicas.")
 @click.option("--peering", default="trailkeeper", show_default=True, help="kopf peering object name.")
 @click.option(
+    "--priority",
+    type=click.IntRange(1, PRIORITY_MAX),
+    default=None,
+    help="Peering priority: of the replicas in one peering the highest runs, the others stand by "
+    "(default: a random number, so several replicas elect one).",
+)
+@click.option(
+    "--peering-lifetime",
+    type=click.IntRange(2, 3600),
+    default=60,
+    show_default=True,
+    help="Seconds a replica's keep-alive counts: a standby takes over this long after the active one died.",
+)
+@click.option(
     "--liveness", default=None, help="Serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz."
 )
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
@@ -198,6 +213,8 @@ def run_command(
     all_namespaces: bool,
     standalone: bool,
     peering: str,
+    priority: int | None,
+    peering_lifetime: int,
     liveness: str | None,
     metrics_port: int | None,
     resync_scale: float,
@@ -219,6 +236,8 @@ def run_command(
         resync_scale=resync_scale,
         max_workers=max_workers,
         peering=None if standalone else peering,
+        priority=priority if priority is not None else secrets.randbelow(PRIORITY_MAX) + 1,
+        peering_lifetime=peering_lifetime,
         liveness_url=liveness,
         metrics_port=metrics_port,
         compliance_regions=tuple(r.strip() for r in compliance_regions.split(",") if r.strip()),

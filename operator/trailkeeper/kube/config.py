@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 GROUP = "trailkeeper.io"
 VERSION = "v1alpha1"
 FINALIZER = "trailkeeper.io/finalizer"
+# Peering priorities are drawn from 1..PRIORITY_MAX (kopf's default, 0, stays below every replica's).
+PRIORITY_MAX = 1_000_000
 # kopf's record of the last spec its change handlers finished with (the diff base), in our group.
 LAST_HANDLED = f"{GROUP}/last-handled-configuration"
 
@@ -29,6 +31,10 @@ class OperatorConfig:
     resync_scale: float = 1.0
     max_workers: int = 16
     peering: str | None = "trailkeeper"  # None: standalone, no peering
+    # Of the replicas in one peering, the one of the highest priority runs; the others pause until its
+    # keep-alive (renewed within `peering_lifetime` seconds) lapses.
+    priority: int = 1
+    peering_lifetime: int = 60
     liveness_url: str | None = None
     metrics_port: int | None = None
     # The regions CIS-3.1 requires coverage of; empty: the account's enabled regions (EC2 DescribeRegions).

@@ -35,7 +35,11 @@ def build_registry(runtime: Runtime, *, server_url: str | None = None) -> kopf.O
         settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
         if config.peering:
             settings.peering.name = config.peering
-            settings.peering.mandatory = False
+            # Mandatory: a replica starts paused and works only once the peering shows no live peer of
+            # a higher priority (without the kopf.dev CRDs it stays paused, and says so).
+            settings.peering.mandatory = True
+            settings.peering.priority = config.priority
+            settings.peering.lifetime = config.peering_lifetime
 
     if server_url is not None:
 

@@ -1,0 +1,82 @@
+"""Several replicas in one kopf peering: the one of the highest priority reconciles, the others stand by,
+and one of them takes over when the active replica dies. Real operator processes, the emulated API with
+kopf's peering CRDs (as the chart and deploy/ install them), and moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.cluster import EmulatedCluster, OperatorProcess, eventually
+from support.moto_server import MotoServer
+
+pytestmark = pytest.mark.e2e
+
+PEERING = "trailkeeper"
+PEERING_CRDS = Path(__file__).resolve().parent.parent / "deploy" / "crds" / "kopf-peering.yaml"
+LIFETIME = 4  # seconds a keep-alive counts: how long a standby waits after the active replica died
+
+
+def spec(bucket: str) -> dict[str, object]:
+    return {"regions": ["us-east-1"], "destination": {"bucket": bucket}}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(tmp_path / "kubeconfig") as emulated:
+        for document in yaml.safe_load_all(PEERING_CRDS.read_text(encoding="utf-8")):
+            if document:
+                emulated.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", document)
+        emulated.request(
+            "POST",
+            "/apis/kopf.dev/v1/clusterkopfpeerings",
+            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}},
+        )
+        yield emulated
+
+
+def replica(cluster: EmulatedCluster, endpoint: str, log: Path, priority: int) -> OperatorProcess:
+    return OperatorProcess(
+        cluster.kubeconfig,
+        endpoint,
+        log,
+        "--priority",
+        str(priority),
+        "--peering-lifetime",
+        str(LIFETIME),
+        peering=PEERING,
+    )
+
+
+def handled(process: OperatorProcess) -> int:
+    return process.output().count("Handler 'trail_created' succeeded")
+
+
+def test_one_replica_reconciles_and_a_standby_takes_over_when_it_dies(
+    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
+) -> None:
+    moto_server.reset()
+    standby = replica(cluster, moto_endpoint, tmp_path / "standby.log", priority=10).start()
+    active = replica(cluster, moto_endpoint, tmp_path / "active.log", priority=20).start()
+    try:
+        eventually(
+            lambda: "Pausing operations in favour of" in standby.output(),
+            timeout=20,
+            what="the lower-priority replica standing by",
+        )
+        cluster.apply("Trail", "peered-first", spec("peered-first-logs"))
+        cluster.wait_condition("Trail", "peered-first", "Ready", "True", timeout=20)
+        assert (handled(active), handled(standby)) == (1, 0)
+
+        active.kill()
+        cluster.apply("Trail", "peered-second", spec("peered-second-logs"))
+        cluster.wait_condition("Trail", "peered-second", "Ready", "True", timeout=LIFETIME + 20)
+        assert "Resuming operations" in standby.output()
+        assert handled(standby) == 1
+        assert "Traceback" not in standby.output() + active.output()
+    finally:
+        active.kill()
+        standby.stop()
