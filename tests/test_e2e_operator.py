@@ -76,6 +76,7 @@ def test_spec_update_is_followed_in_aws(
                 "topicName": "e2e-topic",
                 "subscriptions": [{"protocol": "email", "endpoint": "a@example.com"}],
             },
+            "tags": {"team": "audit", "cost-center": "42"},
         },
     )
     cluster.wait_condition("Trail", "audit", "Ready", "True")
@@ -86,6 +87,7 @@ def test_spec_update_is_followed_in_aws(
             "regions": ["us-east-1", "eu-west-1"],
             "eventSelectors": [{"readWriteType": "WriteOnly", "includeManagementEvents": True}],
             "notifications": None,
+            "tags": {"cost-center": None},
         },
     )
 
@@ -102,6 +104,13 @@ def test_spec_update_is_followed_in_aws(
     sns = aws("sns", moto_endpoint)
     topic = sns.list_topics()["Topics"][0]["TopicArn"]
     assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
+    tag_list = aws("cloudtrail", moto_endpoint).list_tags(ResourceIdList=[trail["TrailARN"]])[
+        "ResourceTagList"
+    ]
+    assert {t["Key"]: t["Value"] for t in tag_list[0]["TagsList"]} == {
+        "team": "audit",
+        "trailkeeper.io/owner": "default/audit",
+    }
 
 
 def test_out_of_band_drift_is_reported_and_corrected(

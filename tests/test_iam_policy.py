@@ -284,15 +284,16 @@ def run_every_reconcile_path(aws: AwsSessions) -> None:
         "subscription/us-east-1",
     }, corrected.diffs
 
-    # The spec changes: logging off, the mail subscription dropped.
+    # The spec changes: logging off, the mail subscription and the team tag dropped.
     changed = trail_spec(
-        logging=False, notifications={"topicName": "audit-deliveries", "subscriptions": [HOOK]}
+        logging=False, notifications={"topicName": "audit-deliveries", "subscriptions": [HOOK]}, tags={}
     )
     update = TrailRequest(
         namespace=NAMESPACE,
         name="audit",
         spec=changed,
         removed_subscriptions=removed_subscriptions(spec, changed),
+        removed_tags=("team",),
     )
     check(reconcile_trail(update, aws, shared))
 

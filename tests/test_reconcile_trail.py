@@ -235,3 +235,23 @@ def test_kms_alias_is_resolved_so_a_steady_state_is_not_rewritten(aws: AwsSessio
     again = reconcile_trail(request(trail_spec), aws, Shared())
     assert [d.field for d in again.diffs if d.resource.startswith("trail/")] == []
     assert "cloudtrail:UpdateTrail" not in mutating(aws)
+
+
+def test_a_tag_dropped_from_the_spec_is_taken_off_and_tags_of_others_stay(aws: AwsSessions) -> None:
+    reconcile_trail(request(spec(tags={"team": "audit", "cost-center": "42"})), aws, Shared())
+    cloudtrail = aws.client("cloudtrail", "us-east-1")
+    arn = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/audit"
+    cloudtrail.add_tags(ResourceId=arn, TagsList=[{"Key": "backup", "Value": "daily"}])
+
+    outcome = reconcile_trail(
+        request(spec(tags={"team": "audit"}), removed_tags=("cost-center",)), aws, Shared()
+    )
+
+    assert [(d.field, d.desired, d.actual) for d in outcome.diffs] == [("Tags[cost-center]", "absent", "42")]
+    listed = cloudtrail.list_tags(ResourceIdList=[arn])["ResourceTagList"][0]["TagsList"]
+    tags = {t["Key"]: t["Value"] for t in listed}
+    assert tags == {"team": "audit", "backup": "daily", OWNER_TAG: "security/audit"}
+    # A key no spec change dropped is never taken off, even when the spec does not name it.
+    before = len(mutating(aws))
+    again = reconcile_trail(request(spec(tags={"team": "audit"})), aws, Shared())
+    assert again.diffs == [] and len(mutating(aws)) == before

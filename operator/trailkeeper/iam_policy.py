@@ -50,8 +50,9 @@ REQUIRED_OPERATIONS: Final[dict[str, set[str]]] = {
         "StopLogging",
         "PutEventSelectors",
         "PutInsightSelectors",
-        # Only AddTags: trailkeeper sets its own tag keys and never removes tags (others' tags are theirs).
+        # AddTags for the spec's tags; RemoveTags only for keys a spec change dropped (others' stay).
         "AddTags",
+        "RemoveTags",
     },
     "s3": {
         "HeadBucket",

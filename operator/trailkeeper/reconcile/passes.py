@@ -198,6 +198,7 @@ def trail_pass(
         deep=trigger != "timer",
         removed_regions=tuple(r for r in (old.regions if old else []) if r not in spec.regions),
         removed_subscriptions=removed_subscriptions(old, spec),
+        removed_tags=tuple(key for key in (old.tags if old else {}) if key not in spec.tags),
         removed_topic=removed_topic(old, spec),
     )
     # A drift check reads afresh and leaves its answers (aws/read_memo.py) for the compliance observation,

@@ -63,6 +63,8 @@ class TrailRequest:
     # it may have made one in a region the spec dropped since, and no spec remembers that region.
     sweep_regions: tuple[str, ...] = ()
     removed_subscriptions: tuple[tuple[str, str], ...] = ()
+    # Tag keys the previous spec had and this one dropped: taken off the trails (no other key ever is).
+    removed_tags: tuple[str, ...] = ()
     removed_topic: str | None = None
 
     @property
@@ -459,6 +461,12 @@ class TrailReconciler:
                 outcome.is_logging = desired.logging
             return
         diffs = diff_trail(desired, observed_mapping(observed), resource=resource)
+        dropped = {
+            key: value
+            for key, value in observed.tags.items()
+            if key in self.request.removed_tags and key not in desired.tags
+        }
+        diffs += [FieldDiff(resource, f"Tags[{key}]", "absent", value) for key, value in dropped.items()]
         if not self._diff(diffs):
             return
         fields = {d.field.split(".")[0].split("[")[0] for d in diffs}
@@ -475,7 +483,7 @@ class TrailReconciler:
         if fields & _TAG_FIELDS:
             # Only our keys are compared: tags others put on the trail are theirs and stay.
             ours = {key: value for key, value in observed.tags.items() if key in desired.tags}
-            client.set_tags(observed.arn, desired.tags, ours)
+            client.set_tags(observed.arn, desired.tags, {**ours, **dropped})
             self._changed(resource, "set tags")
         if fields & _LOGGING_FIELDS:
             client.set_logging(desired.name, desired.logging)
