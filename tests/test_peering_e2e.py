@@ -51,6 +51,11 @@ def replica(cluster: EmulatedCluster, endpoint: str, log: Path, priority: int) -
     )
 
 
+def peer_priorities(cluster: EmulatedCluster) -> list[int]:
+    peering = cluster.request("GET", f"/apis/kopf.dev/v1/clusterkopfpeerings/{PEERING}")
+    return sorted(int(peer["priority"]) for peer in (peering.get("status") or {}).values())
+
+
 def handled(process: OperatorProcess) -> int:
     return process.output().count("Handler 'trail_created' succeeded")
 
@@ -59,13 +64,17 @@ def test_one_replica_reconciles_and_a_standby_takes_over_when_it_dies(
     cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
 ) -> None:
     moto_server.reset()
-    standby = replica(cluster, moto_endpoint, tmp_path / "standby.log", priority=10).start()
+    # A replica starts paused and works only once the peering shows no live peer above it: the standby,
+    # started second, never works while the active one lives.
     active = replica(cluster, moto_endpoint, tmp_path / "active.log", priority=20).start()
+    standby = replica(cluster, moto_endpoint, tmp_path / "standby.log", priority=10)
     try:
         eventually(
-            lambda: "Pausing operations in favour of" in standby.output(),
-            timeout=20,
-            what="the lower-priority replica standing by",
+            lambda: peer_priorities(cluster) == [20], timeout=20, what="the first replica in the peering"
+        )
+        standby.start()
+        eventually(
+            lambda: peer_priorities(cluster) == [10, 20], timeout=20, what="both replicas in the peering"
         )
         cluster.apply("Trail", "peered-first", spec("peered-first-logs"))
         cluster.wait_condition("Trail", "peered-first", "Ready", "True", timeout=20)
