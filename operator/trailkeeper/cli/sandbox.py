@@ -166,12 +166,12 @@ async def _serve(options: SandboxOptions) -> int:
             click.echo("  kubectl get trails,logretentions")
             click.echo("  kubectl describe trail audit")
             click.echo("  kubectl apply --validate=false -f examples/")
-            click.echo("And at AWS:")
+            click.echo("And at AWS (moto takes any credentials, but boto3 wants some):")
             click.echo(
-                f"  AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox aws --endpoint-url {aws_url} "
-                "--region us-east-1 cloudtrail describe-trails"
+                "  export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1"
             )
-            click.echo(f"  trailkeeper diff -f examples/ --aws-endpoint-url {aws_url}")
+            click.echo(f"  aws --endpoint-url {aws_url} cloudtrail describe-trails")
+            click.echo(f"  {_command()} diff -f examples/ --aws-endpoint-url {aws_url}")
             if options.exit_when_ready:
                 stop.set()
             else:
@@ -189,3 +189,10 @@ def run_sandbox(options: SandboxOptions) -> int:
         return 0
     finally:
         sys.stdout.flush()
+
+
+def _command() -> str:
+    """How to call trailkeeper again from this shell: as it was called (`.venv/bin/trailkeeper` after
+    `make run`), or by the name on PATH."""
+    called = Path(sys.argv[0])
+    return str(called) if called.name == "trailkeeper" and called.exists() else "trailkeeper"
