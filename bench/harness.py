@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -44,13 +43,6 @@ class BenchCluster(EmulatedCluster):
 
     def __init__(self, kubeconfig: Path, request_history: int = API_REQUEST_HISTORY) -> None:
         super().__init__(kubeconfig, request_history=request_history)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def memory_kib(pid: int, field: str) -> int | None:

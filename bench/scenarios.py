@@ -32,12 +32,12 @@ from bench.harness import (
     Stage,
     calls_between,
     cpu_seconds,
-    free_port,
     memory_kib,
     run_options,
     scrape_metrics,
 )
 from bench.watch import Key
+from support.moto_server import free_port
 from trailkeeper.aws.calls import CallRecorder, is_mutating
 from trailkeeper.aws.ratelimit import RateLimiter
 from trailkeeper.aws.session import AwsSessions

@@ -26,11 +26,11 @@ import pytest
 import yaml
 
 from support.cluster import EmulatedCluster, OperatorProcess, eventually
-from support.faults_e2e import OWNER_TAG, FaultyCluster, client, moto_state
+from support.faults_e2e import FaultyCluster, client, moto_state
 from test_crds import spec_schema
 from trailkeeper.api.crd import KINDS, crd
 from trailkeeper.api.manifests import parse_spec
-from trailkeeper.core.naming import owner_sids
+from trailkeeper.core.naming import OWNER_TAG, owner_sids
 
 CORPUS = sorted((Path(__file__).parent / "bad_inputs").glob("*.yaml"))
 GROUP_PATH = "/apis/trailkeeper.io/v1alpha1"

@@ -20,10 +20,11 @@ import pytest
 
 from support.cluster import OperatorProcess, eventually
 from support.faults import FaultRule
-from support.faults_e2e import OWNER_TAG, FaultyCluster, MotoState, RegionalFaultInjector, client, moto_state
+from support.faults_e2e import FaultyCluster, MotoState, RegionalFaultInjector, client, moto_state
 from support.moto_server import MOTO_DEFAULT_ACCOUNT, InProcessMotoServer
 from trailkeeper.core.bucket_policy import desired_bucket_statements
 from trailkeeper.core.drift import diff_statements
+from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.core.topic_policy import desired_topic_statements
 
 pytestmark = pytest.mark.e2e

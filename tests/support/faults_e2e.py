@@ -32,7 +32,6 @@ from trailkeeper.kube.emulator import KubeEmulator
 T = TypeVar("T")
 
 _SCOPE_REGION = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/[^/,]+/aws4_request")
-OWNER_TAG = "trailkeeper.io/owner"
 
 
 def request_region(environ: dict[str, Any]) -> str | None:

@@ -38,7 +38,6 @@ class ReadMemo:
         self._lock = threading.Lock()
         self._entries: dict[Key, tuple[float, Any, dict[str, Any]]] = {}
         self._local = threading.local()
-        self.hits = 0
 
     @contextmanager
     def scope(self, max_age: float) -> Iterator[None]:
@@ -70,7 +69,6 @@ class ReadMemo:
             entry = self._entries.get(key)
             if entry is None or self._clock() - entry[0] >= max_age:
                 return None
-            self.hits += 1
             # Callers may change what they are given: each gets its own copy.
             return entry[1], copy.deepcopy(entry[2])
 

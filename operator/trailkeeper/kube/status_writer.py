@@ -1,10 +1,10 @@
-"""Writing an object's status from inside a handler, retried.
+"""Writing an object's status from inside a drift-check timer, retried.
 
-kopf applies a handler's `patch` only after the handler returns -- the main object first, which records
-the handler as done, then `/status` -- and does not retry a refused status write: a change handler's
-status would be lost for good, and a timer whose write fails is not started again for that object. So the
-handlers write the status themselves, as a JSON merge patch (no resourceVersion, so a retry of the same
-patch is always right), and retry what an API server answers when it is busy or another writer came first.
+kopf applies a handler's `patch` only after the handler returns and does not retry a refused status
+write; a timer whose write fails is not started again for that object. So drift checks write their status
+themselves, as a JSON merge patch (no resourceVersion, so a retry of the same patch is always right), and
+retry what an API server answers when it is busy or another writer came first. (Change handlers keep
+kopf's patch: see `kube/handlers.py` `_write_status`.)
 """
 
 from __future__ import annotations

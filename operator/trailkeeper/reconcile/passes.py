@@ -201,29 +201,12 @@ def trail_pass(
         removed_tags=tuple(key for key in (old.tags if old else {}) if key not in spec.tags),
         removed_topic=removed_topic(old, spec),
     )
-    # A drift check reads afresh and leaves its answers (aws/read_memo.py) for the compliance observation,
-    # which may take them up to one compliance interval old, as it keeps its own observation that long.
-    with sessions.memo.scope(0.0) if trigger == "timer" else nullcontext():
-        return _run_trail_pass(
-            ref, spec, status, sessions, shared, request, drift_check, act, trigger, compliance
-        )
-
-
-def _run_trail_pass(
-    ref: ObjectRef,
-    spec: TrailSpec,
-    status: Mapping[str, Any],
-    sessions: AwsSessions,
-    shared: Shared,
-    request: TrailRequest,
-    drift_check: bool,
-    act: bool,
-    trigger: Trigger,
-    compliance: ComplianceSettings | None,
-) -> PassReport:
     now = now_iso()
     try:
-        outcome = reconcile_trail(request, sessions, shared)
+        # A drift check reads afresh and leaves its answers (aws/read_memo.py) for the compliance
+        # observation, which may take them up to one compliance interval old, as it keeps its own that long.
+        with sessions.memo.scope(0.0) if trigger == "timer" else nullcontext():
+            outcome = reconcile_trail(request, sessions, shared)
     except AWS_ERRORS as error:
         # Before any region was reached (STS, credentials): the whole object waits and retries.
         failure = RegionFailure.from_aws(classify(error))

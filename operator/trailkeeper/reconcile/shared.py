@@ -43,7 +43,7 @@ class ReadCache:
     """
 
     def __init__(self, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
+        self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, ...], tuple[float, Any]] = {}
@@ -51,7 +51,7 @@ class ReadCache:
 
     def _current(self, key: tuple[str, ...], max_age: float | None) -> tuple[float, Any] | None:
         entry = self._entries.get(key)
-        limit = self.ttl if max_age is None else max_age
+        limit = self._ttl if max_age is None else max_age
         return entry if entry is not None and self._clock() - entry[0] < limit else None
 
     def get(self, key: tuple[str, ...], load: Callable[[], Any], *, max_age: float | None = None) -> Any:

@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 from trailkeeper.api.common import AccountRef as AccountSpec
 from trailkeeper.api.common import DeletionPolicy
 from trailkeeper.api.trail import Subscription, TrailSpec
-from trailkeeper.aws.buckets import BucketClient, ObservedBucket
+from trailkeeper.aws.buckets import (
+    PART_LIFECYCLE,
+    PART_POLICY,
+    PART_TAGS,
+    PART_VERSIONING,
+    BucketClient,
+    ObservedBucket,
+)
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.aws.topics import ObservedTopic, TopicClient
@@ -253,7 +260,7 @@ class TrailReconciler:
         """
         return (
             self.spec.destination.create_bucket
-            and {"tags", "policy", "versioning", "lifecycle"} <= observed.parts_read
+            and {PART_TAGS, PART_POLICY, PART_VERSIONING, PART_LIFECYCLE} <= observed.parts_read
             and not observed.tags
             and observed.policy is None
             and observed.versioning is None
