@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from support.operations import mutating, record_operations
+from trailkeeper.api.trail import OWNER_TAG_KEY
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.aws.trails import (
@@ -19,6 +20,7 @@ from trailkeeper.aws.trails import (
     InsightSelectorsNotAppliedError,
     ShadowTrailError,
     TrailClient,
+    TrailNameTakenError,
 )
 from trailkeeper.core.trail_settings import DesiredTrail
 
@@ -453,14 +455,35 @@ def test_clearing_insight_selectors_puts_an_empty_list_and_reads_back_none(
     trails.put_insight_selectors([], name="audit")
 
 
-def test_create_of_a_trail_made_meanwhile_returns_its_arn(
+def _made_meanwhile(stubber: Stubber, tags: dict[str, str]) -> None:
+    arn = f"arn:aws:cloudtrail:{HOME}:{ACCOUNT}:trail/audit"
+    stubber.add_response("describe_trails", {"trailList": []})
+    stubber.add_client_error("create_trail", "TrailAlreadyExistsException", http_status_code=400)
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    stubber.add_response("list_tags", {"ResourceTagList": [{"ResourceId": arn, "TagsList": tag_list}]})
+
+
+def test_create_of_a_trail_this_owner_made_meanwhile_returns_its_arn(
     stubbed: tuple[TrailClient, Stubber, list[float]],
 ) -> None:
     trails, stubber, _ = stubbed
-    stubber.add_response("describe_trails", {"trailList": []})
-    stubber.add_client_error("create_trail", "TrailAlreadyExistsException", http_status_code=400)
+    _made_meanwhile(stubber, dict(OWNER))
 
     assert trails.create(desired_trail()) == f"arn:aws:cloudtrail:{HOME}:{ACCOUNT}:trail/audit"
+
+
+@pytest.mark.parametrize("tags", [{OWNER_TAG_KEY: "other/owner"}, {}], ids=["other-owner", "untagged"])
+def test_create_of_a_trail_someone_else_made_meanwhile_is_a_conflict(
+    stubbed: tuple[TrailClient, Stubber, list[float]], tags: dict[str, str]
+) -> None:
+    trails, stubber, _ = stubbed
+    _made_meanwhile(stubber, tags)
+
+    with pytest.raises(TrailNameTakenError) as raised:
+        trails.create(desired_trail())
+
+    assert raised.value.code == "Conflict"
+    stubber.assert_no_pending_responses()
 
 
 def test_an_organization_trail_of_another_account_is_a_shadow(

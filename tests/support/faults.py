@@ -9,7 +9,14 @@ it, classifies it and retries it exactly as it would a real one):
   (503), EC2 ``RequestLimitExceeded`` (503), SNS/STS/IAM query-protocol ``Throttling`` (400);
 * ``error``: HTTP 500/503 with the protocol's internal-error code;
 * ``delay``: sleep, then let moto answer;
-* ``reset``: read the request, answer nothing, and reset the TCP connection.
+* ``reset``: read the request, answer nothing, and reset the TCP connection;
+* ``garble``: let moto answer, then send its status with a mangled body (half of it, then bytes no
+  parser takes), as a broken proxy or a truncated read would.
+
+Besides the rules, the front makes moto behave as AWS does where trailkeeper's correctness depends on it:
+a CreateTrail of a name the region already holds answers ``TrailAlreadyExistsException`` (moto overwrites
+the trail), and ``add_write_latency`` delays every mutating call by a random time, so that writers racing
+on one document overlap as they do against AWS.
 
 The operation is found from the request itself: ``X-Amz-Target`` (JSON protocols), the
 ``Action`` form/query parameter (query protocols: SNS, STS, IAM, EC2), and for S3 the method,
@@ -43,7 +50,7 @@ from xml.sax.saxutils import escape
 import botocore.session
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-FaultAction = Literal["throttle", "error", "delay", "reset"]
+FaultAction = Literal["throttle", "error", "delay", "reset", "garble"]
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
 
@@ -98,6 +105,10 @@ class FaultRule:
     def reset(cls, service: str | None, operation: str | None = None, *, count: int | None = 1) -> FaultRule:
         return cls("reset", service, operation, count=count)
 
+    @classmethod
+    def garble(cls, service: str | None, operation: str | None = None, *, count: int | None = 1) -> FaultRule:
+        return cls("garble", service, operation, count=count)
+
     def matches(self, service: str, operation: str) -> bool:
         if self.service is not None and self.service != service:
             return False
@@ -138,6 +149,12 @@ class FaultInjector:
         self._hits: list[FaultHit] = []
         self._seen: list[SeenRequest] = []
         self._random = random.Random(seed)
+        # (low, high) seconds every mutating call waits before moto sees it; None: no added latency.
+        self._write_latency: tuple[float, float] | None = None
+        # CreateTrail's existence check and moto's create must not interleave, or both would "win".
+        self._create_trail_lock = threading.Lock()
+        # (service, operation, callback, times left): run before moto sees a matching request.
+        self._hooks: list[list[Any]] = []
 
     # -- control ---------------------------------------------------------------------------
 
@@ -146,9 +163,24 @@ class FaultInjector:
             self._rules.append(rule)
         return rule
 
-    def clear(self) -> None:
-        """Drop all rules and forget hits and seen requests."""
+    def add_write_latency(self, low: float = 0.05, high: float = 0.2) -> None:
+        """Delay every mutating call (not Get/List/Describe/Head…) by a uniform random ``low``..``high`` s."""
         with self._lock:
+            self._write_latency = (low, high)
+
+    def before(
+        self, service: str, operation: str, callback: Callable[[], None], *, count: int | None = 1
+    ) -> None:
+        """Run ``callback`` when a matching request arrives, before moto answers it (``count`` times; None:
+        always): another writer acting in the middle of a call sequence. It may call moto itself."""
+        with self._lock:
+            self._hooks.append([service, operation, callback, count])
+
+    def clear(self) -> None:
+        """Drop all rules, hooks and the write latency, and forget hits and seen requests."""
+        with self._lock:
+            self._hooks.clear()
+            self._write_latency = None
             self._rules.clear()
             self._hits.clear()
             self._seen.clear()
@@ -170,17 +202,53 @@ class FaultInjector:
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
             return self._app(environ, start_response)
         service, operation = identify_request(environ)
+        self._write_wait(operation)
+        self._run_hooks(service, operation)
         rule = self._pick(service, operation)
         if rule is None:
-            return self._app(environ, start_response)
+            return self._as_aws(environ, start_response, service, operation)
         if rule.delay:
             time.sleep(rule.delay)
         if rule.action == "delay":
-            return self._app(environ, start_response)
+            return self._as_aws(environ, start_response, service, operation)
+        if rule.action == "garble":
+            return _garbled(self._as_aws, environ, start_response, service, operation)
         if rule.action == "reset":
             _reset_connection(environ)
         status, code = _fault_status_and_code(rule, service)
         return _error_response(environ, start_response, service, status, code)
+
+    def _run_hooks(self, service: str, operation: str) -> None:
+        due: list[Callable[[], None]] = []
+        with self._lock:
+            for hook in self._hooks:
+                if hook[0] == service and hook[1] == operation and (hook[3] is None or hook[3] > 0):
+                    hook[3] = None if hook[3] is None else hook[3] - 1
+                    due.append(hook[2])
+        for callback in due:
+            callback()
+
+    def _write_wait(self, operation: str) -> None:
+        with self._lock:
+            latency = self._write_latency
+            wait = self._random.uniform(*latency) if latency and not is_read_operation(operation) else 0.0
+        if wait:
+            time.sleep(wait)
+
+    def _as_aws(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], service: str, operation: str
+    ) -> Iterable[bytes]:
+        """moto's answer, except where moto departs from AWS in a way trailkeeper relies on."""
+        if service != "cloudtrail" or operation != "CreateTrail":
+            return self._app(environ, start_response)
+        name = str(json.loads(_buffer_body(environ) or b"{}").get("Name", ""))
+        with self._create_trail_lock:
+            if _trail_exists(environ, name):
+                message = f"Trail {name} already exists for customer: {_account_of(environ)}"
+                return _error_response(
+                    environ, start_response, service, 400, "TrailAlreadyExistsException", message
+                )
+            return list(self._app(environ, start_response))
 
     def _pick(self, service: str, operation: str) -> FaultRule | None:
         with self._lock:
@@ -192,7 +260,9 @@ class FaultInjector:
                     continue
                 rule.injected += 1
                 status = (
-                    None if rule.action in ("delay", "reset") else _fault_status_and_code(rule, service)[0]
+                    None
+                    if rule.action in ("delay", "reset", "garble")
+                    else _fault_status_and_code(rule, service)[0]
                 )
                 self._hits.append(FaultHit(service, operation, rule.action, status))
                 return rule
@@ -200,6 +270,32 @@ class FaultInjector:
 
 
 # -- identifying the operation ---------------------------------------------------------------
+
+_READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup")
+
+
+def is_read_operation(operation: str) -> bool:
+    return operation.startswith(_READ_PREFIXES)
+
+
+def _credential_scope(environ: Mapping[str, Any]) -> tuple[str, str]:
+    """(access key, region) of a SigV4-signed request; "" for what it does not carry."""
+    match = re.search(r"Credential=([^/,]+)/\d{8}/([^/,]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return (match.group(1), match.group(2)) if match else ("", "")
+
+
+def _account_of(environ: Mapping[str, Any]) -> str:
+    """The account moto acts in for this request: its header, else the one the access key belongs to."""
+    from moto.iam.models import get_account_id_from
+
+    return str(environ.get("HTTP_X_MOTO_ACCOUNT_ID") or get_account_id_from(_credential_scope(environ)[0]))
+
+
+def _trail_exists(environ: Mapping[str, Any], name: str) -> bool:
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    region = _credential_scope(environ)[1]
+    return name in cloudtrail_backends[_account_of(environ)][region].trails
 
 
 def identify_request(environ: dict[str, Any]) -> tuple[str, str]:
@@ -322,11 +418,39 @@ _QUERY_SERVICES = frozenset({"sns", "sts", "iam", "sqs", "cloudformation", "elas
 _REASONS = {400: "Bad Request", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
+def _garbled(
+    app: Callable[[dict[str, Any], Callable[..., Any], str, str], Iterable[bytes]],
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    service: str,
+    operation: str,
+) -> Iterable[bytes]:
+    """The answer of ``app`` with the same status and a body cut in half and ended with bytes that are
+    neither JSON nor XML."""
+    answer: dict[str, Any] = {}
+
+    def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer["status"], answer["headers"] = status, headers
+
+    real = b"".join(app(environ, keep, service, operation))
+    body = real[: len(real) // 2] + b"\x00<<garbled \xff}"
+    headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(answer["status"], headers)
+    return [body]
+
+
 def _error_response(
-    environ: dict[str, Any], start_response: Callable[..., Any], service: str, status: int, code: str
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    service: str,
+    status: int,
+    code: str,
+    message: str | None = None,
 ) -> Iterable[bytes]:
     request_id = str(uuid.uuid4())
-    message = "Rate exceeded" if status in (400, 429) or "Throttl" in code else "Injected fault"
+    if message is None:
+        message = "Rate exceeded" if status in (400, 429) or "Throttl" in code else "Injected fault"
     if code == "SlowDown":
         message = "Please reduce your request rate."
     if environ.get("HTTP_X_AMZ_TARGET"):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from trailkeeper.api.trail import OWNER_TAG_KEY
-from trailkeeper.aws.errors import AwsError, AwsFailure
+from trailkeeper.aws.errors import AwsError, AwsFailure, json_document
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -308,8 +308,8 @@ class BucketClient:
             block = self.client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
             return {"public_access_block": {k: bool(v) for k, v in block.items()}}
         if part == PART_POLICY:
-            text = self.client.get_bucket_policy(Bucket=bucket)["Policy"]
-            return {"policy": json.loads(text)}
+            text = self.client.get_bucket_policy(Bucket=bucket).get("Policy")
+            return {"policy": json_document(text, "GetBucketPolicy", f"the policy of bucket {bucket}")}
         if part == PART_LIFECYCLE:
             rules = self.client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
             return {"lifecycle_rules": [dict(r) for r in rules]}

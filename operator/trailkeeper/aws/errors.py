@@ -9,10 +9,11 @@ them falls back on its HTTP status, which is a guess, so codes the operator meet
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -29,6 +30,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
 
@@ -89,6 +91,39 @@ class AwsError(Exception):
     @property
     def retryable(self) -> bool:
         return self.failure.retryable
+
+
+class UnexpectedAnswerError(AwsError):
+    """AWS (or something between) answered a call with what cannot be read as its answer: a policy that
+    is not a JSON object, a field missing or of the wrong type. Retryable like a server error: a garbled
+    answer is as likely to be transient as a 500."""
+
+    def __init__(self, operation: str, what: str) -> None:
+        super().__init__(
+            AwsFailure(
+                code="UnexpectedAnswer",
+                message=f"the answer could not be read: {what}",
+                operation=operation,
+                retryable=True,
+                kind="server",
+            )
+        )
+
+
+def json_document(text: object, operation: str, what: str) -> dict[str, Any] | None:
+    """A JSON object document (a policy) from an answer; None for an empty one. Anything that is not a
+    JSON object raises :class:`UnexpectedAnswerError` naming ``what``."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise UnexpectedAnswerError(operation, f"{what} is a {type(text).__name__}, not JSON text")
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise UnexpectedAnswerError(operation, f"{what} is not valid JSON ({error})") from error
+    if not isinstance(document, dict):
+        raise UnexpectedAnswerError(operation, f"{what} is JSON but not an object")
+    return document
 
 
 def _table(kind: FailureKind, retryable: bool, codes: Iterable[str]) -> dict[str, tuple[FailureKind, bool]]:
@@ -359,6 +394,9 @@ def classify(exc: BaseException, operation: str | None = None) -> AwsFailure:
 
     # Order matters: ConnectTimeoutError is also a ConnectionError, ReadTimeoutError an
     # HTTPClientError, and RateLimitTimeoutError a TimeoutError.
+    if isinstance(exc, ResponseParserError):
+        # A body botocore cannot parse (truncated, mangled by a proxy): transient as a 5xx is.
+        return failure("server", True, "UnparsableAnswer")
     if isinstance(exc, RateLimitTimeoutError):
         return failure("throttled", True)
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):

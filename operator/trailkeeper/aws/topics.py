@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from trailkeeper.aws.errors import UnexpectedAnswerError, json_document
+
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
@@ -61,11 +63,20 @@ def _code(error: ClientError) -> str:
 
 
 def _filter_policy(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    policy = json.loads(text)
+    policy = json_document(text, "GetSubscriptionAttributes", "the subscription's FilterPolicy")
     # "{}" is how a filter policy is removed (SetSubscriptionAttributes); it filters nothing.
-    return policy if isinstance(policy, dict) and policy else None
+    return policy or None
+
+
+def _policy(text: str | None, arn: str) -> dict[str, Any] | None:
+    return json_document(text, "GetTopicAttributes", f"the Policy of {arn}")
+
+
+def _attributes(response: Mapping[str, Any], operation: str) -> Mapping[str, Any]:
+    attributes = response.get("Attributes")
+    if not isinstance(attributes, Mapping):
+        raise UnexpectedAnswerError(operation, "it holds no Attributes map")
+    return attributes
 
 
 def _flag(value: str | None) -> bool:
@@ -92,7 +103,7 @@ class TopicClient:
         then `tags` is empty)."""
         arn = self.topic_arn(name)
         try:
-            attributes = self.client.get_topic_attributes(TopicArn=arn)["Attributes"]
+            attributes = _attributes(self.client.get_topic_attributes(TopicArn=arn), "GetTopicAttributes")
             subscriptions = self._subscriptions(arn)
             tags = self._tags(arn) if with_tags else {}
         except ClientError as error:
@@ -100,14 +111,23 @@ class TopicClient:
             if _code(error) in _NOT_FOUND:
                 return ObservedTopic(arn=arn, exists=False)
             raise
-        policy_text = attributes.get("Policy")
         return ObservedTopic(
             arn=arn,
             exists=True,
-            policy=json.loads(policy_text) if policy_text else None,
+            policy=_policy(attributes.get("Policy"), arn),
             tags=tags,
             subscriptions=subscriptions,
         )
+
+    def read_policy(self, arn: str) -> dict[str, Any] | None:
+        """The topic's access policy alone (one GetTopicAttributes); None when it has none or is gone."""
+        try:
+            attributes = _attributes(self.client.get_topic_attributes(TopicArn=arn), "GetTopicAttributes")
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return None
+            raise
+        return _policy(attributes.get("Policy"), arn)
 
     def _subscriptions(self, arn: str) -> list[ObservedSubscription]:
         found: list[ObservedSubscription] = []
@@ -124,7 +144,9 @@ class TopicClient:
         if not arn.startswith("arn:"):
             return ObservedSubscription(arn=arn or PENDING_CONFIRMATION, protocol=protocol, endpoint=endpoint)
         try:
-            attributes = self.client.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+            attributes = _attributes(
+                self.client.get_subscription_attributes(SubscriptionArn=arn), "GetSubscriptionAttributes"
+            )
         except ClientError as error:
             # Unsubscribed between the listing and this read.
             if _code(error) in _NOT_FOUND:
@@ -238,7 +260,9 @@ class TopicClient:
         self, sub_arn: str, raw_message_delivery: bool, filter_policy: Mapping[str, Any] | None
     ) -> None:
         """Set RawMessageDelivery and FilterPolicy to these values, writing only those that differ."""
-        attributes = self.client.get_subscription_attributes(SubscriptionArn=sub_arn)["Attributes"]
+        attributes = _attributes(
+            self.client.get_subscription_attributes(SubscriptionArn=sub_arn), "GetSubscriptionAttributes"
+        )
         if _flag(attributes.get("RawMessageDelivery")) != raw_message_delivery:
             self.client.set_subscription_attributes(
                 SubscriptionArn=sub_arn,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
+from trailkeeper.api.trail import OWNER_TAG_KEY
 from trailkeeper.aws.errors import AwsError, AwsFailure
 
 if TYPE_CHECKING:
@@ -76,6 +77,30 @@ class ShadowTrailError(AwsError):
         self.region = region
         self.arn = arn
         self.home_region = home_region
+
+
+class TrailNameTakenError(AwsError):
+    """CreateTrail found the name taken in this region by a trail that does not carry the creator's owner
+    tag: another owner's trail (or one trailkeeper did not make) made since the caller last looked.
+
+    Classified as a conflict: nothing was written to that trail, and the caller decides, as for any trail
+    it finds, whether it may manage it.
+    """
+
+    def __init__(self, name: str, region: str, owner: str | None) -> None:
+        who = f"owned by {owner}" if owner else "not made by trailkeeper"
+        super().__init__(
+            AwsFailure(
+                code="Conflict",
+                message=f"trail {name} in {region} was created meanwhile and is {who}",
+                operation="CreateTrail",
+                retryable=False,
+                kind="conflict",
+            )
+        )
+        self.name = name
+        self.region = region
+        self.owner = owner
 
 
 class InsightSelectorsNotAppliedError(AwsError):
@@ -457,9 +482,11 @@ class TrailClient:
 
         Event selectors, insight selectors and logging are separate calls (``put_event_selectors``,
         ``put_insight_selectors``, ``set_logging``): a trail made through the API does not log until
-        started. A trail of that name already in this region is left exactly as it is and its ARN
-        returned (no mutating call), so calling ``create`` twice is harmless; a shadow of that name
-        raises :class:`ShadowTrailError`, since CloudTrail keeps one trail per name and region.
+        started. A trail of that name already in this region (found by DescribeTrails, or by CreateTrail
+        answering ``TrailAlreadyExistsException``) is left exactly as it is: when it carries the owner tag
+        ``desired.tags`` gives, it is this owner's earlier creation and its ARN is returned, so calling
+        ``create`` twice is harmless; otherwise :class:`TrailNameTakenError`. A shadow of that name raises
+        :class:`ShadowTrailError`, since CloudTrail keeps one trail per name and region.
         """
         self._require_region(desired)
         existing = self.list_names().get(desired.name)
@@ -467,8 +494,7 @@ class TrailClient:
             if self._is_shadow(existing):
                 arn = str(existing.get("TrailARN", ""))
                 raise ShadowTrailError(desired.name, self.region, arn, _text(existing.get("HomeRegion")))
-            self._created(desired.name)
-            return str(existing.get("TrailARN") or self.arn_for(desired.name))
+            return self._taken(desired, str(existing.get("TrailARN") or self.arn_for(desired.name)))
         parameters: dict[str, Any] = {
             "Name": desired.name,
             "S3BucketName": desired.bucket,
@@ -488,13 +514,20 @@ class TrailClient:
         try:
             response = self._with_policy_retry(lambda: self.client.create_trail(**parameters))
         except ClientError as error:
-            # Made by someone else between DescribeTrails and CreateTrail: it exists, which is the goal.
+            # Made by another writer between DescribeTrails and CreateTrail: whose it is decides.
             if _code(error) != "TrailAlreadyExistsException":
                 raise
-            self._created(desired.name)
-            return self.arn_for(desired.name)
+            return self._taken(desired, self.arn_for(desired.name))
         self._created(desired.name)
         return str(response.get("TrailARN") or self.arn_for(desired.name))
+
+    def _taken(self, desired: DesiredTrailSettings, arn: str) -> str:
+        """The ARN of the trail found under the desired name when it carries the desired owner tag."""
+        owner = self._tags(arn).get(OWNER_TAG_KEY)
+        if owner is None or owner != desired.tags.get(OWNER_TAG_KEY):
+            raise TrailNameTakenError(desired.name, self.region, owner)
+        self._created(desired.name)
+        return arn
 
     def _created(self, name: str) -> None:
         self._last_name = name

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from trailkeeper.aws.errors import AwsError, AwsFailure
 
 # What a step may raise from AWS; each becomes a per-region failure, never a crash of the whole pass.
-AWS_ERRORS = (AwsError, ClientError, BotoCoreError)
+# (botocore's ResponseParserError, for an answer it cannot parse, is not a BotoCoreError.)
+AWS_ERRORS = (AwsError, ClientError, BotoCoreError, ResponseParserError)
 
 
 class RegionFailure(Exception):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.trail import TrailSpec
-from trailkeeper.aws.buckets import BucketClient
+from trailkeeper.aws.buckets import PART_LIFECYCLE, BucketClient
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.core.drift import FieldDiff, diff_lifecycle_rule
@@ -16,6 +17,7 @@ from trailkeeper.core.naming import lifecycle_rule_id
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.trail import account_ref
+from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,32 @@ class RetentionReconciler:
                 diffs = []
             outcome.diffs.extend(diffs)
             if diffs and self.request.act:
-                client.put_lifecycle(merge_lifecycle_rules(rules, rule_id, desired), bucket=target.bucket)
+                write_verified(
+                    self._lifecycle(client, target.bucket, desired), rules, self.shared.write_policy
+                )
                 action = f"put rule {rule_id}" if desired is not None else f"removed rule {rule_id}"
                 outcome.changes.append(Change(resource, action))
+
+    def _lifecycle(
+        self, client: BucketClient, bucket: str, desired: dict[str, Any] | None
+    ) -> SharedDocument[list[dict[str, Any]]]:
+        """The bucket's lifecycle configuration as a shared document: this object's rule becomes `desired`
+        (None: absent), every other rule is kept as read."""
+        rule_id = self.request.rule_id
+        resource = f"lifecycle/{bucket}"
+
+        def holds(rules: list[dict[str, Any]]) -> bool:
+            if desired is None:
+                return not any(r.get("ID") == rule_id for r in rules)
+            return not diff_lifecycle_rule(resource, desired, rules)
+
+        return SharedDocument(
+            resource=resource,
+            read=lambda: client.observe(bucket, parts={PART_LIFECYCLE}).lifecycle_rules,
+            merge=lambda rules: merge_lifecycle_rules(rules, rule_id, desired),
+            write=lambda rules: client.put_lifecycle(rules, bucket=bucket),
+            holds=holds,
+        )
 
     def run(self) -> RetentionOutcome:
         outcome = self._each(self.request.targets, keep=True)

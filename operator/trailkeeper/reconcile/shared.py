@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from trailkeeper.reconcile.verified_write import WritePolicy
+
 
 class KeyedLocks:
     """One lock per key (a bucket, a topic).
@@ -84,6 +86,8 @@ class Shared:
     cache: ReadCache = field(default_factory=ReadCache)
     # The operator's --resync-scale: an object's drift-check period is resyncSeconds times this.
     resync_scale: float = 1.0
+    # How writes of shared documents (policies, lifecycle configurations) re-read and check.
+    write_policy: WritePolicy = field(default_factory=WritePolicy)
 
     def shared_read_age(self, resync_seconds: int) -> float:
         """How old a read shared within a sweep a drift check may take: half its period, so that it never

@@ -26,7 +26,7 @@ from trailkeeper.aws.buckets import (
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.aws.topics import ObservedTopic, TopicClient
-from trailkeeper.aws.trails import ObservedTrail, TrailClient
+from trailkeeper.aws.trails import ObservedTrail, TrailClient, TrailNameTakenError
 from trailkeeper.core.bucket_policy import desired_bucket_statements
 from trailkeeper.core.drift import FieldDiff, diff_statements, diff_trail
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
@@ -36,6 +36,7 @@ from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.shared import Change, Shared
+from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
 
 T = TypeVar("T")
 
@@ -246,10 +247,65 @@ class TrailReconciler:
                 f"bucket-policy/{bucket}", desired, current_policy, owner=self.request.owner
             )
             if self._diff(diffs):
-                client.put_policy(
-                    merge_statements(current_policy, self.request.owner, desired), bucket=bucket
-                )
+                self._write(self._bucket_policy(client, bucket, desired), current_policy)
                 self._changed(f"bucket-policy/{bucket}", "put trailkeeper statements")
+
+    def _write(self, document: SharedDocument[Any], observed: Any) -> None:
+        write_verified(document, observed, self.shared.write_policy)
+
+    def _bucket_policy(
+        self, client: BucketClient, bucket: str, desired: list[dict[str, Any]] | None
+    ) -> SharedDocument[dict[str, Any] | None]:
+        """The bucket's policy as a shared document: this owner's statements become `desired` (None:
+        none of them), every other statement is kept as read."""
+        owner = self.request.owner
+        resource = f"bucket-policy/{bucket}"
+
+        def merge(policy: dict[str, Any] | None) -> dict[str, Any] | None:
+            if desired is None:
+                return remove_owner_statements(policy, owner)
+            return merge_statements(policy, owner, desired)
+
+        def holds(policy: dict[str, Any] | None) -> bool:
+            if desired is None:
+                return not owner_statements(policy, owner)
+            return not diff_statements(resource, desired, policy, owner=owner)
+
+        return SharedDocument(
+            resource=resource,
+            read=lambda: client.observe(bucket, parts={PART_POLICY}).policy,
+            merge=merge,
+            write=lambda policy: client.put_policy(policy, bucket=bucket),
+            holds=holds,
+        )
+
+    def _topic_policy(
+        self, client: TopicClient, region: str, arn: str, desired: list[dict[str, Any]] | None
+    ) -> SharedDocument[dict[str, Any] | None]:
+        """The topic's policy as a shared document (see _bucket_policy); an emptied one is written with no
+        statements, since a topic always has a policy."""
+        owner = self.request.owner
+        resource = f"topic-policy/{region}"
+
+        def merge(policy: dict[str, Any] | None) -> dict[str, Any] | None:
+            merged = (
+                remove_owner_statements(policy, owner)
+                if desired is None
+                else merge_statements(policy, owner, desired)
+            )
+            return merged or {"Version": "2012-10-17", "Statement": []}
+
+        def holds(policy: dict[str, Any] | None) -> bool:
+            if desired is None:
+                return not owner_statements(policy, owner)
+            return not diff_statements(resource, desired, policy, owner=owner)
+
+        def write(policy: dict[str, Any] | None) -> None:
+            client.put_policy(arn, policy or {"Version": "2012-10-17", "Statement": []})
+
+        return SharedDocument(
+            resource=resource, read=lambda: client.read_policy(arn), merge=merge, write=write, holds=holds
+        )
 
     def _interrupted_creation(self, client: BucketClient, observed: ObservedBucket) -> bool:
         """Whether `observed` is a bucket this Trail's pass created and was stopped before tagging.
@@ -317,8 +373,7 @@ class TrailReconciler:
                 f"topic-policy/{region}", desired, observed.policy, owner=self.request.owner
             )
             if self._diff(diffs):
-                merged = merge_statements(observed.policy, self.request.owner, desired)
-                client.put_policy(arn, merged or {"Version": "2012-10-17", "Statement": []})
+                self._write(self._topic_policy(client, region, arn, desired), observed.policy)
                 self._changed(f"topic-policy/{region}", "put trailkeeper statements")
             self._reconcile_subscriptions(client, region, observed, self.spec.notifications.subscriptions)
         return arn
@@ -377,8 +432,7 @@ class TrailReconciler:
             if not observed.exists:
                 return
             if owner_statements(observed.policy, self.request.owner) and self.request.act:
-                remaining = remove_owner_statements(observed.policy, self.request.owner)
-                client.put_policy(arn, remaining or {"Version": "2012-10-17", "Statement": []})
+                self._write(self._topic_policy(client, region, arn, None), observed.policy)
                 self._changed(f"topic-policy/{region}", f"removed trailkeeper statements from {name}")
             keys = set(self.request.removed_subscriptions)
             for sub in observed.subscriptions:
@@ -443,6 +497,10 @@ class TrailReconciler:
         outcome.trail_arn = observed.arn
         outcome.latest_delivery_error = observed.latest_delivery_error
         outcome.is_logging = observed.is_logging
+        self._check_owner(region, observed)
+
+    def _check_owner(self, region: str, observed: ObservedTrail) -> None:
+        """Raise Conflict unless the trail `observed` is this Trail's to manage."""
         if observed.is_shadow:
             raise RegionFailure(
                 "Conflict",
@@ -463,10 +521,20 @@ class TrailReconciler:
         observed = self._observed[region]
         if observed is None:
             outcome.trail_arn = self._arn(region)
-            if self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+            if not self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                return
+            try:
                 self._create_trail(client, desired, resource)
                 outcome.is_logging = desired.logging
-            return
+                return
+            except TrailNameTakenError:
+                # Made by another writer since _claim looked: checked like any trail found there.
+                self._forget_trails(region)
+                observed = client.observe(self.request.trail_name)
+                if observed is None:
+                    raise
+                outcome.trail_arn = observed.arn
+                self._check_owner(region, observed)
         diffs = diff_trail(desired, observed_mapping(observed), resource=resource)
         dropped = {
             key: value
@@ -499,7 +567,10 @@ class TrailReconciler:
         self._forget_trails(region)
 
     def _create_trail(self, client: TrailClient, desired: DesiredTrail, resource: str) -> None:
-        client.create(desired)
+        # One creator of a name per account and region in this process; across processes CloudTrail's own
+        # TrailAlreadyExistsException decides, and create() checks whose the existing trail is.
+        with self.shared.locks.hold(f"cloudtrail:{self.account_id}:{desired.region}:{desired.name}"):
+            client.create(desired)
         self._forget_trails(desired.region)
         self._changed(resource, f"created trail {desired.name}")
         client.put_event_selectors(desired)
@@ -569,7 +640,7 @@ class TrailReconciler:
                 client.delete_topic(arn)
                 self._changed(f"topic/{region}", f"deleted topic {name}")
             elif owner_statements(observed.policy, self.request.owner):
-                client.put_policy(arn, remaining or {"Version": "2012-10-17", "Statement": []})
+                self._write(self._topic_policy(client, region, arn, None), observed.policy)
                 self._changed(f"topic-policy/{region}", "removed trailkeeper statements")
 
     def _release_bucket(self, bucket: str, home: str) -> None:
@@ -580,7 +651,7 @@ class TrailReconciler:
                 return
             if owner_statements(observed.policy, self.request.owner):
                 remaining = remove_owner_statements(observed.policy, self.request.owner)
-                client.put_policy(remaining, bucket=bucket)
+                self._write(self._bucket_policy(client, bucket, None), observed.policy)
                 self._changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
             else:
                 remaining = observed.policy
