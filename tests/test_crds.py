@@ -76,12 +76,20 @@ def test_crd_names_columns_and_subresources(info: Any) -> None:
     assert names["shortNames"] == list(info.short_names)
     version = document["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
-    columns = [c["name"].upper() for c in version["additionalPrinterColumns"]]
+    columns = version["additionalPrinterColumns"]
+    default = [c["name"].upper() for c in columns if not c.get("priority")]
     expected = {
         "Trail": ["REGIONS", "LOGGING", "DRIFT", "READY", "AGE"],
         "LogRetention": ["BUCKET", "EXPIRE", "DRIFT", "READY", "AGE"],
     }
-    assert columns == expected[info.kind]
+    assert default == expected[info.kind]
+    # `kubectl get -o wide` shows the priority-1 columns too.
+    wide = [c["name"].upper() for c in columns if c.get("priority") == 1]
+    wide_expected = {
+        "Trail": ["REASON", "MESSAGE", "COMPLIANT", "REGION-COUNT", "LAST-CHECK"],
+        "LogRetention": ["REASON", "MESSAGE", "LAST-CHECK"],
+    }
+    assert wide == wide_expected[info.kind]
 
 
 def test_schema_is_structural() -> None:

@@ -41,6 +41,24 @@ def _condition_column(name: str, condition: str) -> dict[str, Any]:
 
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
+
+def _ready_column(name: str, field: str) -> dict[str, Any]:
+    """A field of the Ready condition, shown by `kubectl get -o wide` only (priority 1)."""
+    return {
+        "name": name,
+        "type": "string",
+        "priority": 1,
+        "jsonPath": f'.status.conditions[?(@.type=="Ready")].{field}',
+    }
+
+
+# `-o wide` adds why an object is (not) Ready and how long ago AWS was last compared with its spec.
+_WIDE = (
+    _ready_column("Reason", "reason"),
+    _ready_column("Message", "message"),
+)
+_LAST_CHECK = {"name": "Last-Check", "type": "date", "priority": 1, "jsonPath": ".status.lastDriftCheckTime"}
+
 TRAIL = KindInfo(
     kind="Trail",
     plural="trails",
@@ -54,6 +72,10 @@ TRAIL = KindInfo(
         _condition_column("Drift", "Drifted"),
         _condition_column("Ready", "Ready"),
         _AGE,
+        *_WIDE,
+        {**_condition_column("Compliant", "Compliant"), "priority": 1},
+        {"name": "Region-Count", "type": "integer", "priority": 1, "jsonPath": ".status.regionCount"},
+        _LAST_CHECK,
     ),
     spec_rules=(
         {
@@ -86,6 +108,8 @@ LOG_RETENTION = KindInfo(
         _condition_column("Drift", "Drifted"),
         _condition_column("Ready", "Ready"),
         _AGE,
+        *_WIDE,
+        _LAST_CHECK,
     ),
     spec_rules=(
         {

@@ -327,7 +327,10 @@ class TrailStatus(Model):
 
     observed_generation: int | None = None
     phase: Phase = Phase.PENDING
+    # Ready, Reconciling and Stalled (kstatus), Synced, Drifted, and Compliant (Unknown until evaluated).
     conditions: list[Condition] = []
+    # How many regions spec.regions lists (a column of `kubectl get -o wide`: JSONPath cannot count).
+    region_count: int | None = None
     regions: list[RegionStatus] = []
     drift: list[DriftEntry] = []
     compliance: list[ComplianceResult] = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from trailkeeper.aws.session import AwsSessions
+from trailkeeper.kube.dependents import DependentRuns
 from trailkeeper.metrics import Metrics
 from trailkeeper.reconcile.compliance import ComplianceSettings
 from trailkeeper.reconcile.shared import KeyedLocks, Shared
@@ -71,6 +72,11 @@ class Runtime:
     status_writer: StatusWriter | None = None
     # Objects whose change handlers are done but whose status is not written yet, since when (monotonic).
     unwritten_since: dict[str, float] = field(default_factory=dict)
+    # LogRetentions waiting on a Trail run as soon as a pass of that Trail ends (kube/dependents.py).
+    dependents: DependentRuns = field(default_factory=DependentRuns)
+    # Per object (uid): the lasting Events (a failure being retried, drift left alone) its last pass
+    # posted, as (reason, message). The next pass posts only those that are new.
+    lasting_events: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Drift checks take shared reads up to half their (scaled) period old (Shared.shared_read_age).

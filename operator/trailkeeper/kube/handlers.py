@@ -6,6 +6,7 @@ Handlers are synchronous on purpose: boto3 blocks, and kopf runs synchronous han
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from trailkeeper.kube.config import GROUP, LAST_HANDLED, VERSION, Runtime, jitte
 from trailkeeper.kube.status_writer import StatusWriteError
 from trailkeeper.metrics import outcome_of
 from trailkeeper.reconcile.passes import (
+    Event,
     ObjectRef,
     PassReport,
     Trigger,
@@ -92,13 +94,23 @@ def _write_status(runtime: Runtime, body: Any, status: dict[str, Any], patch: An
         log.warning("%s", error)
 
 
+def _new_events(runtime: Runtime, body: Any, events: list[Event]) -> list[Event]:
+    """The Events of a pass less the lasting ones its object's previous pass posted already: a failure
+    retried ten times is one Event, posted again only when its message changes or after it cleared."""
+    uid = str((body.get("metadata") or {}).get("uid") or "")
+    lasting = frozenset((e.reason, e.message) for e in events if e.lasting)
+    before = runtime.lasting_events.get(uid, frozenset())
+    runtime.lasting_events[uid] = lasting
+    return [e for e in events if not e.lasting or (e.reason, e.message) not in before]
+
+
 def _post(
     runtime: Runtime, body: Any, report: PassReport, patch: Any, retry: int = 0, *, timer: bool = False
 ) -> None:
     """Write the status and Events of a pass; raise what makes kopf retry (backing off) or stop retrying."""
     if report.status:
         _write_status(runtime, body, report.status, patch, timer=timer)
-    for event in report.events:
+    for event in _new_events(runtime, body, report.events):
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1000])
     if report.invalid is not None:
         raise kopf.PermanentError(report.invalid)
@@ -107,6 +119,19 @@ def _post(
         raise kopf.TemporaryError(
             f"not every region or bucket is in place; retrying in {delay:g} s", delay=delay
         )
+
+
+def _is_ready(status: Mapping[str, Any]) -> bool:
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    return (conditions.get("Ready") or {}).get("status") == "True"
+
+
+def _snapshot(body: Any) -> dict[str, Any]:
+    """A plain copy of an object as a watch event showed it, for an index that outlives the event."""
+    plain_body: dict[str, Any] = copy.deepcopy(
+        {key: body.get(key) for key in ("apiVersion", "kind", "metadata", "spec", "status")}
+    )
+    return plain_body
 
 
 def _unwritten(meta: Mapping[str, Any], spec: Any, status: Mapping[str, Any]) -> bool:
@@ -171,6 +196,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         status: Any,
         patch: Any,
         retry: int,
+        kwargs: Mapping[str, Any],
         old: Any = None,
     ) -> None:
         spec = _spec(body)
@@ -190,24 +216,29 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 compliance=runtime.compliance,
             )
         _measure(runtime, "Trail", ref, started, report)
+        follow_trail(ref, report, kwargs)
         _post(runtime, body, report, patch, retry)
 
     @kopf.on.create(*TRAILS, id="trail_created", registry=registry)
-    def trail_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **_: Any) -> None:
-        run_trail("create", body, meta, spec, status, patch, retry)
+    def trail_created(
+        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **kwargs: Any
+    ) -> None:
+        run_trail("create", body, meta, spec, status, patch, retry, kwargs)
 
     @kopf.on.update(*TRAILS, field="spec", id="trail_updated", registry=registry)
     def trail_updated(
-        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, old: Any, **_: Any
+        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, old: Any, **kwargs: Any
     ) -> None:
-        run_trail("update", body, meta, spec, status, patch, retry, old=old)
+        run_trail("update", body, meta, spec, status, patch, retry, kwargs, old=old)
 
     @kopf.on.resume(*TRAILS, id="trail_resumed", registry=registry)
-    def trail_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **_: Any) -> None:
-        run_trail("resume", body, meta, spec, status, patch, retry)
+    def trail_resumed(
+        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **kwargs: Any
+    ) -> None:
+        run_trail("resume", body, meta, spec, status, patch, retry, kwargs)
 
     @kopf.timer(*TRAILS, interval=tick, sharp=False, id="trail_drift_check", registry=registry)
-    def trail_drift_check(body: Any, meta: Any, status: Any, patch: Any, **_: Any) -> None:
+    def trail_drift_check(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
         spec = _spec(body)
         if _invalid_and_unchanged(meta, status) or not _due(runtime, meta, spec, status):
             return
@@ -224,6 +255,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 compliance=runtime.compliance,
             )
         _measure(runtime, "Trail", ref, started, report)
+        follow_trail(ref, report, kwargs)
         report.retry_after = None  # the next tick retries; a timer error would only add noise
         _post(runtime, body, report, patch, timer=True)
 
@@ -235,6 +267,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             report = trail_deletion(ref, spec, runtime.sessions, runtime.shared, runtime.compliance)
         if report.retry_after is None:
             runtime.metrics.forget("Trail", ref.namespace, ref.name)
+            runtime.lasting_events.pop(ref.uid, None)
         _post(runtime, body, report, patch, retry)
 
     # LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its
@@ -250,6 +283,57 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         key = (str(meta.get("namespace") or "default"), str(ref.get("name", "")))
         found = list(index.get(key, [])) if ref else []
         return found[0] if found else None
+
+    # ...and the other way round: the LogRetentions that follow each Trail, as their last watch event
+    # showed them, so that a Trail's pass can start theirs at once (kube/dependents.py).
+    @kopf.index(*RETENTIONS, id="retentions_by_trail", registry=registry)
+    def retentions_by_trail(
+        namespace: Any, body: Any, **_: Any
+    ) -> dict[tuple[str, str], dict[str, Any]] | None:
+        spec = body.get("spec")
+        ref = spec.get("trailRef") if isinstance(spec, Mapping) else None
+        if not isinstance(ref, Mapping) or not ref.get("name"):
+            return None
+        return {(str(namespace or "default"), str(ref["name"])): _snapshot(body)}
+
+    def follow_trail(trail: ObjectRef, report: PassReport, kwargs: Mapping[str, Any]) -> None:
+        """After a pass of `trail` (its buckets now made, or its spec now known): run every LogRetention
+        following it that is not Ready, or whose buckets the Trail moved."""
+        if report.invalid is not None or runtime.status_writer is None:
+            return  # no buckets to wait for; or no writer for a status outside a handler (unit tests)
+        key = (trail.namespace, trail.name)
+        if not list(kwargs["retentions_by_trail"].get(key, [])):
+            return
+        waiting, trails = kwargs["retentions_by_trail"], kwargs["trail_specs"]
+        runtime.dependents.notify(key, lambda: run_waiting(key, waiting, trails))
+
+    def run_waiting(key: tuple[str, str], waiting: Any, trails: Any) -> None:
+        for body in list(waiting.get(key, [])):
+            meta, status = body.get("metadata") or {}, body.get("status") or {}
+            spec = body.get("spec")
+            if meta.get("deletionTimestamp") or _invalid_and_unchanged(meta, status):
+                continue
+            trail = trail_spec_for(spec, meta, trails)
+            if _is_ready(status) and not retention_targets_changed(spec, status, trail):
+                continue
+            ref = _ref(meta)
+            started = time.perf_counter()
+            with runtime.object_locks.hold(ref.uid):
+                report = retention_pass(
+                    ref,
+                    spec,
+                    status,
+                    runtime.sessions,
+                    runtime.shared,
+                    # Finishing what its own create (or a change) began: a change pass, not a drift check.
+                    trigger="update" if status.get("buckets") else "create",
+                    trail_spec_body=trail,
+                )
+            _measure(runtime, "LogRetention", ref, started, report)
+            # Its own handler keeps retrying on its backoff (and refuses a spec that became invalid): this
+            # run only comes sooner.
+            report.retry_after = report.invalid = None
+            _post(runtime, body, report, None, timer=True)
 
     def run_retention(
         trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, kwargs: Any
@@ -319,4 +403,5 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             )
         if report.retry_after is None:
             runtime.metrics.forget("LogRetention", ref.namespace, ref.name)
+            runtime.lasting_events.pop(ref.uid, None)
         _post(runtime, body, report, patch, kwargs.get("retry", 0))

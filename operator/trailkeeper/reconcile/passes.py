@@ -17,6 +17,7 @@ from trailkeeper.api.trail import TrailSpec, trail_name_problem
 from trailkeeper.aws.account_state import enabled_regions
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
+from trailkeeper.core.drift import FieldDiff
 from trailkeeper.reconcile.compliance import ComplianceSettings, account_key, evaluate_trail, is_due
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.logretention import (
@@ -28,15 +29,16 @@ from trailkeeper.reconcile.logretention import (
     targets_of_spec,
     targets_of_trail,
 )
-from trailkeeper.reconcile.shared import Shared
+from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.status import (
-    ConditionState,
     PassSummary,
     conditions_for,
     drift_entries,
+    failure_conditions,
     invalid_spec_conditions,
     merge_conditions,
     now_iso,
+    with_compliant_placeholder,
 )
 from trailkeeper.reconcile.trail import (
     TrailOutcome,
@@ -56,11 +58,18 @@ _WAIT_SECONDS = 0.25
 _WAITING_FOR = frozenset({"TrailNotFound", "NoSuchBucket"})
 
 
+# How many items an Event names before it says "and N more".
+_LISTED = 8
+
+
 @dataclass(frozen=True)
 class Event:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+    # About a state that lasts across passes (a failure being retried, drift left alone): posted when it
+    # starts or its message changes, not again at every retry.
+    lasting: bool = False
 
 
 @dataclass
@@ -87,16 +96,24 @@ class ObjectRef:
 def _invalid(kind: str, problems: list[Any], ref: ObjectRef, status: Mapping[str, Any]) -> PassReport:
     message = "; ".join(str(p) for p in problems)
     now = now_iso()
+    conditions = invalid_spec_conditions(message)
+    if kind == "Trail":
+        conditions = with_compliant_placeholder(conditions, status.get("conditions"))
     return PassReport(
         status={
             "observedGeneration": ref.generation,
             "phase": "Error",
-            "conditions": merge_conditions(
-                status.get("conditions"), invalid_spec_conditions(message), now, ref.generation
-            ),
+            "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
             "lastSyncTime": now,
         },
-        events=[Event("Warning", "InvalidSpec", f"{kind} spec is invalid, nothing sent to AWS: {message}")],
+        events=[
+            Event(
+                "Warning",
+                "InvalidSpec",
+                f"{kind} spec is invalid, nothing sent to AWS: {message}",
+                lasting=True,
+            )
+        ],
         invalid=message,
     )
 
@@ -129,36 +146,55 @@ def _is_drift_check(status: Mapping[str, Any], generation: int | None) -> bool:
     return status.get("observedGeneration") == generation and status.get("phase") in ("Ready", "Drifted")
 
 
+def listing(items: list[str], limit: int = _LISTED) -> str:
+    """Items joined with "; ", the first `limit` of them and "(and N more)" for the rest."""
+    shown = "; ".join(items[:limit])
+    return f"{shown} (and {len(items) - limit} more)" if len(items) > limit else shown
+
+
+def _diff_text(diff: FieldDiff) -> str:
+    return f"{diff.resource} {diff.field} (spec {diff.desired}, AWS {diff.actual})"
+
+
 def _change_events(
-    outcome_changes: list[Any], drift_check: bool, acted: bool, diffs: int, trigger: Trigger
+    changes: list[Change], diffs: list[FieldDiff], drift_check: bool, acted: bool, trigger: Trigger
 ) -> list[Event]:
-    events: list[Event] = []
+    """Events naming what was created, started, put back or found different; cut with "and N more"."""
     if drift_check and diffs:
+        fields = listing([_diff_text(d) for d in diffs])
         if acted:
-            events.append(
+            done = listing([str(c) for c in changes])
+            return [
                 Event(
                     "Warning",
                     "DriftCorrected",
-                    f"{diffs} difference(s) from the spec put back: "
-                    + "; ".join(str(c) for c in outcome_changes[:5]),
+                    f"{len(diffs)} difference(s) put back: {done}. Found: {fields}",
                 )
+            ]
+        return [
+            Event(
+                "Warning",
+                "DriftDetected",
+                f"{len(diffs)} difference(s) from the spec, not corrected (driftPolicy Report): {fields}",
+                lasting=True,
             )
-        else:
-            events.append(
-                Event("Warning", "DriftDetected", f"{diffs} difference(s) from the spec (not corrected)")
-            )
-    elif outcome_changes:
+        ]
+    if changes:
         reason = "Created" if trigger == "create" else "Updated"
-        events.append(Event("Normal", reason, "; ".join(str(c) for c in outcome_changes[:8])))
-    return events
+        return [Event("Normal", reason, listing([str(c) for c in changes]))]
+    return []
 
 
-def _failure_events(failures: list[RegionFailure], previous: Mapping[str, Any]) -> list[Event]:
-    events = []
-    for failure in failures:
-        reason = "Conflict" if failure.code == "Conflict" else "AwsError"
-        events.append(Event("Warning", reason, str(failure)))
-    return events
+def _failure_events(failures: list[tuple[str, RegionFailure]]) -> list[Event]:
+    """One Warning per kind of failure, its reason the failure's own (TrailNotFound, AccessDenied,
+    Conflict...), naming the regions or buckets it stopped."""
+    by_code: dict[tuple[str, str], list[str]] = {}
+    for where, failure in failures:
+        by_code.setdefault((failure.code, failure.message), []).append(where)
+    return [
+        Event("Warning", code, f"{listing(places, 5)}: {message}", lasting=True)
+        for (code, message), places in by_code.items()
+    ]
 
 
 def _retry_after(failures: list[RegionFailure]) -> float | None:
@@ -210,14 +246,15 @@ def trail_pass(
     except AWS_ERRORS as error:
         # Before any region was reached (STS, credentials): the whole object waits and retries.
         failure = RegionFailure.from_aws(classify(error))
-        return _whole_failure(ref, status, failure, now)
+        return _whole_failure(ref, status, failure, now, trail=True)
     report = _trail_report(ref, spec, status, outcome, drift_check, act, trigger, now)
-    if compliance is not None:
+    if compliance is not None and not outcome.failures:
         if outcome.changes:
-            # AWS changed: the shared observation is stale, and this Trail is evaluated at its next check.
+            # AWS changed: the shared observation is stale for this Trail's trails.
             compliance.invalidate(account_key(spec))
-            report.status["lastComplianceCheckTime"] = None
-        elif trigger == "timer" and is_due(status, compliance, datetime.now(UTC)):
+        # A create or spec change is evaluated in its own pass, so Compliant follows Ready at once; a
+        # drift check evaluates once per compliance interval, or when it changed AWS.
+        if trigger != "timer" or outcome.changes or is_due(status, compliance, datetime.now(UTC)):
             own = {r.trail_arn for r in outcome.regions if r.trail_arn}
             with sessions.memo.scope(compliance.interval_seconds):
                 _add_compliance(report, spec, own, status, sessions, compliance, ref, now)
@@ -250,18 +287,21 @@ def _add_compliance(
             report.events.append(Event("Warning", "ControlFailed", f"{control} now fails: {detail}"))
 
 
-def _whole_failure(ref: ObjectRef, status: Mapping[str, Any], failure: RegionFailure, now: str) -> PassReport:
-    conditions = [
-        ConditionState("Ready", "False", failure.code, failure.message),
-        ConditionState("Synced", "False", failure.code, failure.message),
-    ]
+def _whole_failure(
+    ref: ObjectRef, status: Mapping[str, Any], failure: RegionFailure, now: str, *, trail: bool
+) -> PassReport:
+    """A failure before any region or bucket was reached (STS, credentials, the LogRetention's Trail)."""
+    conditions = failure_conditions(failure)
+    if trail:
+        conditions = with_compliant_placeholder(conditions, status.get("conditions"))
     return PassReport(
         status={
+            "observedGeneration": ref.generation,
             "phase": "Error",
             "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
             "lastSyncTime": now,
         },
-        events=[Event("Warning", "AwsError", str(failure))],
+        events=[Event("Warning", failure.code, failure.message, lasting=True)],
         retry_after=_retry_after([failure]),
     )
 
@@ -286,11 +326,13 @@ def _trail_report(
     )
     summary = PassSummary(outcome.diffs, failures, drift_check, act, ready_message)
     conditions, phase = conditions_for(summary)
+    conditions = with_compliant_placeholder(conditions, status.get("conditions"))
     drift = drift_entries(outcome.diffs, status.get("drift"), now, act) if drift_check else []
     body: dict[str, Any] = {
         "observedGeneration": ref.generation,
         "phase": phase,
         "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+        "regionCount": len(spec.regions),
         "regions": [
             {
                 "region": r.region,
@@ -310,8 +352,8 @@ def _trail_report(
     }
     if trigger == "timer" or drift_check:
         body["lastDriftCheckTime"] = now
-    events = _change_events(outcome.changes, drift_check, act, len(outcome.diffs), trigger)
-    events += _failure_events(failures, status)
+    events = _change_events(outcome.changes, outcome.diffs, drift_check, act, trigger)
+    events += _failure_events([(r.region, r.failure) for r in outcome.regions if r.failure])
     return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
 
 
@@ -338,12 +380,12 @@ def trail_deletion(
         failure = RegionFailure.from_aws(classify(error))
         return PassReport(
             status={"phase": "Deleting"},
-            events=[Event("Warning", "AwsError", str(failure))],
+            events=[Event("Warning", failure.code, failure.message, lasting=True)],
             retry_after=_BACKOFF_SECONDS,
         )
-    events = [Event("Normal", "Deleted", "; ".join(str(c) for c in outcome.changes) or "nothing to delete")]
+    events = [Event("Normal", "Deleted", listing([str(c) for c in outcome.changes]) or "nothing to delete")]
     failures = outcome.failures
-    events += _failure_events(failures, {})
+    events += _failure_events([(r.region, r.failure) for r in outcome.regions if r.failure])
     return PassReport(
         status={"phase": "Deleting"}, events=events, retry_after=_BACKOFF_SECONDS if failures else None
     )
@@ -421,7 +463,7 @@ def retention_pass(
     now = now_iso()
     targets = retention_targets(parsed, trail_spec_body)
     if isinstance(targets, RegionFailure):
-        return _whole_failure(ref, status, targets, now)
+        return _whole_failure(ref, status, targets, now, trail=False)
     current = {t.bucket for t in targets}
     removed = tuple(
         RetentionTarget(bucket, region, "")
@@ -434,7 +476,7 @@ def retention_pass(
     try:
         outcome = reconcile_log_retention(request, sessions, shared)
     except AWS_ERRORS as error:
-        return _whole_failure(ref, status, RegionFailure.from_aws(classify(error)), now)
+        return _whole_failure(ref, status, RegionFailure.from_aws(classify(error)), now, trail=False)
     return _retention_report(ref, status, outcome, drift_check, act, trigger, now)
 
 
@@ -472,8 +514,8 @@ def _retention_report(
     }
     if trigger == "timer" or drift_check:
         body["lastDriftCheckTime"] = now
-    events = _change_events(outcome.changes, drift_check, act, len(outcome.diffs), trigger)
-    events += _failure_events(failures, status)
+    events = _change_events(outcome.changes, outcome.diffs, drift_check, act, trigger)
+    events += _failure_events([(b.bucket, b.failure) for b in outcome.buckets if b.failure])
     return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
 
 
@@ -499,8 +541,8 @@ def retention_deletion(
     request = RetentionRequest(ref.namespace, ref.name, parsed, targets)
     outcome = delete_log_retention(request, sessions, shared)
     failures = outcome.failures
-    events = [Event("Normal", "Deleted", "; ".join(str(c) for c in outcome.changes) or "nothing to delete")]
-    events += _failure_events(failures, {})
+    events = [Event("Normal", "Deleted", listing([str(c) for c in outcome.changes]) or "nothing to delete")]
+    events += _failure_events([(b.bucket, b.failure) for b in outcome.buckets if b.failure])
     return PassReport(
         status={"phase": "Deleting"},
         events=events,

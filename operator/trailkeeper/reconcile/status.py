@@ -75,8 +75,33 @@ class PassSummary:
     ready_message: str
 
 
+def progress_conditions(
+    failures: Sequence[RegionFailure], *, stalled_by: str | None = None
+) -> list[ConditionState]:
+    """kstatus's Reconciling and Stalled (the conditions Flux, kstatus and `kubectl wait` read).
+
+    Stalled: nothing changes until a person does (a bad spec, a conflict, access refused, drift left as
+    it is by driftPolicy Report). Reconciling: a failure this operator retries on its own (throttling, a
+    Trail or bucket not there yet). Both False: the object is where its spec puts it.
+    """
+    permanent = [f for f in failures if not f.retryable]
+    if stalled_by is not None:
+        stalled = ConditionState("Stalled", "True", stalled_by, "waiting for a change of the spec or of AWS")
+    elif permanent:
+        first = permanent[0]
+        stalled = ConditionState("Stalled", "True", first.code, first.message)
+    else:
+        stalled = ConditionState("Stalled", "False", "NotStalled", "nothing needs a person")
+    if stalled.status == "False" and failures:
+        first = failures[0]
+        reconciling = ConditionState("Reconciling", "True", first.code, f"retrying: {first.message}")
+    else:
+        reconciling = ConditionState("Reconciling", "False", "Reconciled", "no pass pending")
+    return [reconciling, stalled]
+
+
 def conditions_for(summary: PassSummary) -> tuple[list[ConditionState], str]:
-    """The Ready/Synced/Drifted conditions and the phase of one pass."""
+    """The Ready/Reconciling/Stalled/Synced/Drifted conditions and the phase of one pass."""
     failures = list(summary.failures)
     drift = list(summary.diffs) if summary.is_drift_check else []
     conflicts = [f for f in failures if f.code == "Conflict"]
@@ -99,6 +124,7 @@ def conditions_for(summary: PassSummary) -> tuple[list[ConditionState], str]:
         )
     else:
         drifted = ConditionState("Drifted", "False", "NoDrift", "AWS matches the spec")
+    stalled_by = None
     if failures:
         first = conflicts[0] if conflicts else failures[0]
         ready = ConditionState("Ready", "False", first.code, first.message)
@@ -106,14 +132,39 @@ def conditions_for(summary: PassSummary) -> tuple[list[ConditionState], str]:
     elif summary.diffs and not summary.acted:
         ready = ConditionState("Ready", "False", "Drifted", drifted.message)
         phase = "Drifted"
+        stalled_by = "Drifted"
     else:
         ready = ConditionState("Ready", "True", "Reconciled", summary.ready_message)
         phase = "Ready"
-    return [ready, synced, drifted], phase
+    return [ready, *progress_conditions(failures, stalled_by=stalled_by), synced, drifted], phase
+
+
+def failure_conditions(failure: RegionFailure) -> list[ConditionState]:
+    """A failure that stopped the whole object before any region or bucket (STS, its Trail missing)."""
+    return [
+        ConditionState("Ready", "False", failure.code, failure.message),
+        *progress_conditions([failure]),
+        ConditionState("Synced", "False", failure.code, failure.message),
+    ]
 
 
 def invalid_spec_conditions(message: str) -> list[ConditionState]:
     return [
         ConditionState("Ready", "False", "InvalidSpec", message),
+        *progress_conditions([], stalled_by="InvalidSpec"),
         ConditionState("Synced", "False", "InvalidSpec", "not sent to AWS: the spec is invalid"),
     ]
+
+
+NOT_EVALUATED = ConditionState(
+    "Compliant", "Unknown", "NotEvaluated", "the CIS controls are not evaluated yet"
+)
+
+
+def with_compliant_placeholder(
+    conditions: list[ConditionState], previous: Sequence[Mapping[str, Any]] | None
+) -> list[ConditionState]:
+    """A Trail's Compliant condition is there from its first status on: Unknown until evaluated."""
+    if any(isinstance(c, Mapping) and c.get("type") == "Compliant" for c in previous or []):
+        return conditions
+    return [*conditions, NOT_EVALUATED]
