@@ -70,6 +70,8 @@ class FaultRule:
     probability: float = 1.0
     status: int = 500
     delay: float = 0.0
+    # What a garbled answer ends in after the first half of the real body.
+    garbage: bytes = b"\x00<<garbled \xff}"
     injected: int = field(default=0, init=False)
 
     @classmethod
@@ -106,8 +108,16 @@ class FaultRule:
         return cls("reset", service, operation, count=count)
 
     @classmethod
-    def garble(cls, service: str | None, operation: str | None = None, *, count: int | None = 1) -> FaultRule:
-        return cls("garble", service, operation, count=count)
+    def garble(
+        cls,
+        service: str | None,
+        operation: str | None = None,
+        *,
+        count: int | None = 1,
+        garbage: bytes = b"\x00<<garbled \xff}",
+    ) -> FaultRule:
+        """The real answer cut in half and ended with ``garbage`` (by default not even UTF-8)."""
+        return cls("garble", service, operation, count=count, garbage=garbage)
 
     def matches(self, service: str, operation: str) -> bool:
         if self.service is not None and self.service != service:
@@ -212,7 +222,7 @@ class FaultInjector:
         if rule.action == "delay":
             return self._as_aws(environ, start_response, service, operation)
         if rule.action == "garble":
-            return _garbled(self._as_aws, environ, start_response, service, operation)
+            return _garbled(self._as_aws, environ, start_response, service, operation, rule.garbage)
         if rule.action == "reset":
             _reset_connection(environ)
         status, code = _fault_status_and_code(rule, service)
@@ -424,16 +434,16 @@ def _garbled(
     start_response: Callable[..., Any],
     service: str,
     operation: str,
+    garbage: bytes,
 ) -> Iterable[bytes]:
-    """The answer of ``app`` with the same status and a body cut in half and ended with bytes that are
-    neither JSON nor XML."""
+    """The answer of ``app`` with the same status and a body cut in half and ended with ``garbage``."""
     answer: dict[str, Any] = {}
 
     def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
         answer["status"], answer["headers"] = status, headers
 
     real = b"".join(app(environ, keep, service, operation))
-    body = real[: len(real) // 2] + b"\x00<<garbled \xff}"
+    body = real[: len(real) // 2] + garbage
     headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
     headers.append(("Content-Length", str(len(body))))
     start_response(answer["status"], headers)

@@ -126,6 +126,23 @@ def json_document(text: object, operation: str, what: str) -> dict[str, Any] | N
     return document
 
 
+# What botocore raises for an answer it cannot parse; neither is a BotoCoreError.
+UNPARSABLE_ANSWERS = (ResponseParserError, UnicodeDecodeError)
+_OPERATION_NOTE = "AWS operation: "
+
+
+def note_operation(exc: BaseException, operation: str) -> None:
+    """Mark an exception that does not name its call with the operation it came from."""
+    exc.add_note(_OPERATION_NOTE + operation)
+
+
+def _noted_operation(exc: BaseException) -> str | None:
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(_OPERATION_NOTE):
+            return note.removeprefix(_OPERATION_NOTE)
+    return None
+
+
 def _table(kind: FailureKind, retryable: bool, codes: Iterable[str]) -> dict[str, tuple[FailureKind, bool]]:
     return dict.fromkeys(codes, (kind, retryable))
 
@@ -383,10 +400,10 @@ def classify(exc: BaseException, operation: str | None = None) -> AwsFailure:
     if isinstance(exc, ClientError):
         return _classify_client_error(exc, operation)
 
-    def failure(kind: FailureKind, retryable: bool, code: str | None = None) -> AwsFailure:
+    def failure(kind: FailureKind, retryable: bool, code: str | None = None, message: str = "") -> AwsFailure:
         return AwsFailure(
             code=code or type(exc).__name__,
-            message=str(exc),
+            message=message or str(exc),
             operation=operation,
             retryable=retryable,
             kind=kind,
@@ -394,9 +411,12 @@ def classify(exc: BaseException, operation: str | None = None) -> AwsFailure:
 
     # Order matters: ConnectTimeoutError is also a ConnectionError, ReadTimeoutError an
     # HTTPClientError, and RateLimitTimeoutError a TimeoutError.
-    if isinstance(exc, ResponseParserError):
-        # A body botocore cannot parse (truncated, mangled by a proxy): transient as a 5xx is.
-        return failure("server", True, "UnparsableAnswer")
+    if isinstance(exc, UNPARSABLE_ANSWERS):
+        operation = operation or _noted_operation(exc)
+        message = f"the answer could not be parsed: {exc}"
+        # A body botocore cannot parse (truncated, mangled by a proxy; botocore decodes JSON bodies as
+        # UTF-8 without catching the error): transient as a 5xx is.
+        return failure("server", True, "UnparsableAnswer", message)
     if isinstance(exc, RateLimitTimeoutError):
         return failure("throttled", True)
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):

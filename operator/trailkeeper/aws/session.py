@@ -34,6 +34,7 @@ from botocore.loaders import Loader, create_loader
 
 from trailkeeper import __version__
 from trailkeeper.aws.calls import OUTCOME_OK, AwsCall, CallRecorder, is_mutating
+from trailkeeper.aws.errors import UNPARSABLE_ANSWERS, note_operation
 from trailkeeper.aws.ratelimit import RateLimiter, RateLimitTimeoutError
 from trailkeeper.aws.read_memo import ReadMemo
 
@@ -215,8 +216,13 @@ class _CallHooks:
         self._finish(model.name, outcome, context)
 
     def after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
-        # No response at all (connection failure, timeout) after botocore's own retries.
-        self._finish(str(context.get(_CTX_OPERATION, "?")), type(exception).__name__, context)
+        # No response at all (connection failure, timeout) after botocore's own retries, or one that
+        # could not be parsed.
+        operation = str(context.get(_CTX_OPERATION, "?"))
+        if isinstance(exception, UNPARSABLE_ANSWERS):
+            # Neither exception names the call; classify() reads it from this note.
+            note_operation(exception, operation)
+        self._finish(operation, type(exception).__name__, context)
 
     def _finish(self, operation: str, outcome: str, context: dict[str, Any]) -> None:
         started = context.get(_CTX_STARTED)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from botocore.exceptions import ClientError
 
 from trailkeeper.api.trail import OWNER_TAG_KEY
-from trailkeeper.aws.errors import AwsError, AwsFailure
+from trailkeeper.aws.errors import AwsError, AwsFailure, UnexpectedAnswerError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -288,6 +288,9 @@ class TrailClient:
         own trail wins: it is the one that can be changed here.
         """
         response = self.client.describe_trails(includeShadowTrails=True)
+        if not isinstance(response.get("trailList"), list):
+            # AWS always answers the list, empty or not; a body botocore could not read parses as {}.
+            raise UnexpectedAnswerError("DescribeTrails", "it holds no trailList")
         trails: dict[str, dict[str, Any]] = {}
         for raw in response.get("trailList", []):
             entry: dict[str, Any] = dict(raw)
@@ -354,6 +357,8 @@ class TrailClient:
         try:
             # By ARN: the only form GetTrailStatus accepts for a shadow trail.
             status = self.client.get_trail_status(Name=arn)
+            if not isinstance(status.get("IsLogging"), bool):
+                raise UnexpectedAnswerError("GetTrailStatus", f"it holds no IsLogging for {arn}")
             selectors: tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None] = (None, None)
             insights: list[dict[str, Any]] = []
             tags: dict[str, str] = {}

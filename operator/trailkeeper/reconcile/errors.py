@@ -8,8 +8,9 @@ from botocore.parsers import ResponseParserError
 from trailkeeper.aws.errors import AwsError, AwsFailure
 
 # What a step may raise from AWS; each becomes a per-region failure, never a crash of the whole pass.
-# (botocore's ResponseParserError, for an answer it cannot parse, is not a BotoCoreError.)
-AWS_ERRORS = (AwsError, ClientError, BotoCoreError, ResponseParserError)
+# An answer botocore cannot parse raises ResponseParserError (not a BotoCoreError), or UnicodeDecodeError
+# for a JSON body that is not UTF-8.
+AWS_ERRORS = (AwsError, ClientError, BotoCoreError, ResponseParserError, UnicodeDecodeError)
 
 
 class RegionFailure(Exception):
