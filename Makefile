@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench --quick --output .bench/results.json
 
 # The CRDs are generated from the models; the chart and deploy/ carry byte-equal copies.
 crds: $(STAMP)

@@ -1,4 +1,5 @@
-"""`python -m bench [--quick]`: run every benchmark, print the table, write bench/results.json."""
+"""`python -m bench [--quick] [--output FILE]`: run every benchmark, print the table, write its JSON
+(by default bench/results.json; `make bench-quick` writes .bench/results.json)."""
 
 from __future__ import annotations
 

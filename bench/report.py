@@ -107,6 +107,7 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
             return [clean(v) for v in value]
         return value
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # .bench/ is made on a first quick run
     path.write_text(json.dumps(clean(document), indent=2) + "\n", encoding="utf-8")
 
 
