@@ -31,6 +31,8 @@ class Model(BaseModel):
         frozen=True,
         use_enum_values=True,
         validate_default=True,
+        # A field's docstring is its description in the CRD (`kubectl explain`) and in the reference.
+        use_attribute_docstrings=True,
     )
 
 
@@ -51,7 +53,8 @@ def _check_region(value: str) -> str:
     return value
 
 
-Region = Annotated[str, Field(pattern=REGION_PATTERN), AfterValidator(_check_region)]
+# maxLength bounds what the CRD's CEL rules compare (the longest region name today has 15 characters).
+Region = Annotated[str, Field(max_length=32, pattern=REGION_PATTERN), AfterValidator(_check_region)]
 AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)]
 
 
@@ -162,35 +165,73 @@ class AccountRef(Model):
     """Cross-account access: every AWS call of the resource goes through STS AssumeRole into this role."""
 
     role_arn: Annotated[str | None, Field(pattern=ROLE_ARN_PATTERN)] = None
+    """IAM role to assume for every AWS call made for this object (STS AssumeRole, session name `trailkeeper`;
+    the credentials are refreshed before they expire), as `arn:<partition>:iam::<12-digit
+    account>:role/<path/name>`. Unset: the operator's own credentials and account.
+    """
     external_id: Annotated[str | None, Field(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")] = (
         None
     )
+    """External id passed to AssumeRole when the role's trust policy requires one (`sts:ExternalId`
+    condition): 2 to 1224 letters, digits and `_+=,.@:/-`. Used only with `roleArn`.
+    """
 
 
 class ObjectRef(Model):
     name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    """`metadata.name` of the referenced object, in the same namespace: 1 to 253 lowercase letters, digits,
+    `-` and `.`, beginning and ending with a letter or digit.
+    """
 
 
 class Condition(Model):
     """A Kubernetes-convention condition."""
 
     type: str
+    """Condition type: `Ready` (everything matches the spec), `Reconciling` (a failure is being retried),
+    `Stalled` (only a change of the spec or of AWS moves it on), `Synced` (the last pass reached AWS and
+    finished), `Drifted` (AWS differed from the spec at the last drift check) or, for a Trail, `Compliant`
+    (CIS CloudTrail controls).
+    """
     status: str
+    """`True`, `False` or `Unknown`."""
     reason: str = ""
+    """Why the condition has its status, one CamelCase word; the object's `status.conditions` lists the
+    reasons, docs/operations.md explains each.
+    """
     message: str = ""
+    """Human-readable detail of the reason, e.g. which region or bucket failed and the AWS error."""
     last_transition_time: str | None = None
+    """When `status` last changed (RFC 3339, UTC)."""
     observed_generation: int | None = None
+    """`metadata.generation` the condition was computed for; lower than the object's generation means the
+    condition predates the latest spec change.
+    """
 
 
 class DriftEntry(Model):
     """One difference between the spec and what AWS holds."""
 
     resource: str
+    """What differs. Trail: `trail/<region>`, `bucket/<bucket>`, `bucket-policy/<bucket>`, `topic/<region>`,
+    `topic-policy/<region>` or `subscription/<region>`. LogRetention: `lifecycle/<bucket>`.
+    """
     field: str
+    """The differing field in AWS's terms, e.g. `Exists`, `IsLogging`, `S3BucketName`, `EventSelectors`,
+    `InsightSelectors`, `Tags[<key>]`, `Statement[<Sid>]`, `PublicAccessBlock.<flag>`, `Versioning`,
+    `<protocol>:<endpoint>` (Trail) or `LifecycleRule[<rule ID>]` (LogRetention).
+    """
     desired: str
+    """What the spec asks for, as short stable text (`(none)` for nothing)."""
     actual: str
+    """What AWS holds, in the same form as `desired`."""
     detected_at: str | None = None
+    """When the difference was first seen (RFC 3339, UTC); kept across checks while it persists uncorrected.
+    """
     corrected: bool = False
+    """`true` when this check put AWS back to the spec (`driftPolicy: Correct`); `false` when it was only
+    reported.
+    """
 
 
 ResyncSeconds = Annotated[int, Strict(), Field(ge=30, le=86400)]

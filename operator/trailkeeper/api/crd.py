@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
+from trailkeeper.api.admission import LOG_RETENTION_ADMISSION, TRAIL_ADMISSION, Admission
 from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
 from trailkeeper.api.trail import TrailSpec, TrailStatus
 
@@ -25,10 +27,10 @@ class KindInfo:
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[dict[str, Any], ...]
-    # CEL rules a real API server enforces at admission; the models enforce the same rules again.
-    spec_rules: tuple[dict[str, str], ...] = ()
-    field_rules: tuple[tuple[str, dict[str, str]], ...] = ()
-    set_fields: tuple[str, ...] = ()
+    # What `kubectl explain <kind>` prints first.
+    description: str
+    # CEL rules and list types a real API server enforces at admission; the models enforce them again.
+    admission: Admission
 
 
 def _condition_column(name: str, condition: str) -> dict[str, Any]:
@@ -77,22 +79,13 @@ TRAIL = KindInfo(
         {"name": "Region-Count", "type": "integer", "priority": 1, "jsonPath": ".status.regionCount"},
         _LAST_CHECK,
     ),
-    spec_rules=(
-        {
-            "rule": "!self.multiRegion || size(self.regions) == 1",
-            "message": "regions: a multiRegion trail has exactly one (home) region",
-        },
-        {
-            "rule": "!has(self.globalServiceEventsRegion) || self.globalServiceEventsRegion in self.regions",
-            "message": "globalServiceEventsRegion must be one of regions",
-        },
-        {
-            "rule": "size(self.eventSelectors) == 0 || size(self.advancedEventSelectors) == 0",
-            "message": "eventSelectors and advancedEventSelectors are mutually exclusive",
-        },
+    description=(
+        "AWS CloudTrail trails kept as the spec says: one region-scoped trail per listed region (or one "
+        "multi-region trail), the S3 bucket they deliver to and its policy, an optional SNS topic and "
+        "CloudWatch Logs delivery, event selectors, Insights and tags. Changes made in AWS by hand are "
+        "found every resyncSeconds and corrected or reported (driftPolicy)."
     ),
-    field_rules=(("trailName", {"rule": "self == oldSelf", "message": "trailName is immutable"}),),
-    set_fields=("regions", "insights"),
+    admission=TRAIL_ADMISSION,
 )
 
 LOG_RETENTION = KindInfo(
@@ -111,12 +104,11 @@ LOG_RETENTION = KindInfo(
         *_WIDE,
         _LAST_CHECK,
     ),
-    spec_rules=(
-        {
-            "rule": "has(self.trailRef) != has(self.bucket)",
-            "message": "give exactly one of trailRef and bucket",
-        },
+    description=(
+        "An S3 lifecycle rule (storage-class transitions, expiry) kept on the bucket(s) of a Trail, or on "
+        "a given bucket. trailkeeper edits only its own rule and leaves the bucket's other rules alone."
     ),
+    admission=LOG_RETENTION_ADMISSION,
 )
 
 KINDS = (TRAIL, LOG_RETENTION)
@@ -173,17 +165,67 @@ def model_schema(model: type[BaseModel], mode: str = "validation") -> dict[str, 
     return schema
 
 
+def _explained(node: Any) -> Any:
+    """Descriptions as `kubectl explain` prints them: one paragraph, ending with the default if any."""
+    if isinstance(node, list):
+        return [_explained(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _explained(value) for key, value in node.items()}
+    if "description" in out:
+        text = " ".join(str(out["description"]).split())
+        if "default" in out:
+            default = out["default"]
+            if isinstance(default, dict):
+                default = {k: v for k, v in default.items() if v is not None}
+            text = f"{text} Default: `{json.dumps(default, separators=(', ', ': '))}`."
+        out["description"] = text
+    return out
+
+
+def schema_at(root: dict[str, Any], path: str) -> dict[str, Any]:
+    """The schema node at `path` below the object's root (`spec.regions`, `[]` for list items)."""
+    node = root
+    for step in filter(None, path.split(".")):
+        name = step.removesuffix("[]")
+        node = node["properties"][name]
+        if step.endswith("[]"):
+            node = node["items"]
+    return node
+
+
+def _admit(root: dict[str, Any], admission: Admission) -> None:
+    for path in admission.sets:
+        schema_at(root, path)["x-kubernetes-list-type"] = "set"
+    for path, keys in admission.maps:
+        schema_at(root, path).update(
+            {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+        )
+    for path, rule in admission.rules:
+        schema_at(root, path).setdefault("x-kubernetes-validations", []).append(dict(rule))
+
+
 def crd(info: KindInfo) -> dict[str, Any]:
-    spec_schema = model_schema(info.spec)
-    for field in info.set_fields:
-        # Tells a real API server the list is a set: duplicates are rejected at admission.
-        spec_schema["properties"][field]["x-kubernetes-list-type"] = "set"
-    for field, rule in info.field_rules:
-        spec_schema["properties"][field].setdefault("x-kubernetes-validations", []).append(dict(rule))
-    if info.spec_rules:
-        spec_schema["x-kubernetes-validations"] = [dict(rule) for rule in info.spec_rules]
-    status_schema = model_schema(info.status, mode="serialization")
+    spec_schema = _explained(model_schema(info.spec))
+    status_schema = _explained(model_schema(info.status, mode="serialization"))
     status_schema.pop("required", None)
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": info.description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {
+                "type": "string",
+                "description": f"API group and version of the object: `{GROUP}/{VERSION}`.",
+            },
+            "kind": {"type": "string", "description": f"Kind of the object: `{info.kind}`."},
+            # The API server forbids describing metadata; kubectl explain shows ObjectMeta's own text.
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+    _admit(root, info.admission)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -206,19 +248,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [dict(c) for c in info.columns],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },

@@ -41,27 +41,79 @@ _THIRTY_DAY_CLASSES = {StorageClass.STANDARD_IA.value, StorageClass.ONEZONE_IA.v
 
 class Transition(Model):
     days: Annotated[int, Strict(), Field(ge=0, le=100000)]
+    """Days after object creation when objects move to `storageClass`, 0 to 100000. At least 30 for
+    `STANDARD_IA` and `ONEZONE_IA`, and 30 more than the previous transition when that one went to
+    `STANDARD_IA` or `ONEZONE_IA`.
+    """
     storage_class: StorageClass
+    """S3 storage class to move objects to. Each transition must go further down S3's lifecycle waterfall
+    `STANDARD_IA` → `INTELLIGENT_TIERING` → `ONEZONE_IA` → `GLACIER_IR` → `GLACIER` → `DEEP_ARCHIVE` than
+    the one before.
+    """
 
 
 _Days = Annotated[int, Strict(), Field(ge=1, le=100000)]
 
 
 class LogRetentionSpec(Model):
-    """What the user asks for (api.md, LogRetention.spec)."""
+    """Desired state: the bucket(s) and key prefix of the lifecycle rule, its transitions and expiry."""
 
     trail_ref: ObjectRef | None = None
+    """A Trail in the same namespace: the rule goes on each of its buckets (one per region with `{region}`),
+    below its key prefix. When the Trail's buckets change, the rule follows them and is taken off the old
+    ones. Give exactly one of `trailRef` and `bucket`.
+    """
     bucket: BucketName | None = None
+    """An explicit S3 bucket instead of `trailRef`, following the S3 bucket naming rules: 3 to 63 lowercase
+    letters, digits, `.` and `-`, beginning and ending with a letter or digit; no `..`, `.-` or `-.`; not
+    an IPv4 address; no prefix `xn--`, `sthree-` or `amzn-s3-demo-`; no suffix `-s3alias`, `--ol-s3`,
+    `.mrap`, `--x-s3` or `--table-s3`. Give exactly one of `trailRef` and `bucket`.
+    """
     region: Region | None = None
+    """AWS region of `bucket`, e.g. `eu-west-1`; only together with `bucket` (a Trail's buckets are in its
+    regions). Unset: looked up with GetBucketLocation.
+    """
     prefix: Annotated[str | None, Field(max_length=1024, pattern=r"^[^/][^*?]*$|^$")] = None
+    """Key prefix the lifecycle rule applies to, at most 1024 characters, not beginning with `/`, without `*`
+    or `?`. Unset: `<keyPrefix>/AWSLogs/` of the Trail (`AWSLogs/` without a key prefix); with `bucket`,
+    `AWSLogs/`.
+    """
     transitions: Annotated[list[Transition], Field(max_length=6)] = []
+    """Storage-class transitions, at most 6, in strictly ascending order of `days`, each to a class further
+    down S3's lifecycle waterfall than the one before.
+    """
     expiration_days: _Days | None = None
+    """Days after creation when objects expire (are deleted), 1 to 100000; later than every transition. Unset:
+    objects never expire.
+    """
     noncurrent_version_expiration_days: _Days | None = None
+    """Days after which noncurrent object versions expire, 1 to 100000 (buckets trailkeeper creates are
+    versioned). Unset: kept.
+    """
     abort_incomplete_multipart_upload_days: _Days | None = None
+    """Days after which incomplete multipart uploads are aborted and their parts deleted, 1 to 100000. Unset:
+    kept.
+    """
     account: AccountRef = AccountRef()
+    """Cross-account access: with `roleArn` set, every AWS call made for this object goes through STS
+    AssumeRole into that role. Unset or empty: the operator's own credentials.
+    """
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
+    """What a periodic drift check does when AWS differs from the spec. `Correct`: put AWS back to the spec
+    and report the difference with `corrected: true`. `Report`: change nothing, list the difference in
+    `status.drift` with `Drifted=True` and `Ready=False` (reason `Drifted`). A spec change is always
+    applied, whatever the policy.
+    """
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    """What deleting the LogRetention does in AWS. `Retain`: nothing, the lifecycle rule stays. `Delete`:
+    removes only this object's own lifecycle rule from each bucket in `status.buckets`; other rules are
+    left alone.
+    """
     resync_seconds: ResyncSeconds = 300
+    """Period of the periodic drift check, in seconds, 30 to 86400. Each object's period is spread by ±10 %
+    with a stable hash of its uid so objects with the same period do not all check at once; the operator's
+    `--resync-scale` multiplies it.
+    """
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -117,16 +169,43 @@ class LogRetentionSpec(Model):
 
 class BucketStatus(Model):
     bucket: str
+    """Bucket name."""
     region: str | None = None
+    """Region of the bucket."""
     rule_id: str | None = None
+    """ID of the lifecycle rule: `trailkeeper-<namespace>-<name>`, cut and ended with a hash when longer than
+    S3's 255 characters.
+    """
     error: str | None = None
+    """Why this bucket did not reach the spec (`<AWS error code>: <message>`); null when it did."""
 
 
 class LogRetentionStatus(Model):
+    """Observed state, written by the operator only: the buckets the rule is kept on, drift and conditions."""
+
     observed_generation: int | None = None
+    """`metadata.generation` of the spec the last pass worked on; lower than `metadata.generation` while a
+    change is being applied.
+    """
     phase: Phase = Phase.PENDING
+    """Summary of the last pass: `Pending` before the first, `Ready`, `Drifted` (a difference left uncorrected
+    by `driftPolicy: Report`), `Error` (invalid spec, or a failure in some region or bucket; see the
+    conditions), `Deleting` (deletion under way).
+    """
     conditions: list[Condition] = []
+    """Kubernetes-convention conditions `Ready`, `Reconciling` and `Stalled` (kstatus: Stalled True when only
+    a person can move it on, Reconciling True while a failure is retried), `Synced` and `Drifted`. Reasons:
+    `Reconciled`, `InvalidSpec`, `TrailNotFound`, `TrailInvalid`, `NoSuchBucket`, `Drifted` (Ready);
+    `NoDrift`, `DriftCorrected`, `DriftDetected` (Drifted); otherwise the AWS error code that stopped the
+    pass. docs/operations.md explains each.
+    """
     buckets: list[BucketStatus] = []
+    """One entry per bucket the lifecycle rule is kept on."""
     drift: list[DriftEntry] = []
+    """The differences between the spec and AWS the last drift check found, `[]` when none. A drift check is a
+    pass over an unchanged spec; the pass that applies a spec change reports its changes as Events instead.
+    """
     last_sync_time: str | None = None
+    """End of the last pass (RFC 3339, UTC)."""
     last_drift_check_time: str | None = None
+    """End of the last periodic drift check (RFC 3339, UTC)."""

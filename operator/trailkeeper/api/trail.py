@@ -66,13 +66,43 @@ class Destination(Model):
     """Where the trails deliver log files."""
 
     bucket: BucketTemplate
+    """S3 bucket the trails deliver to. `{region}` in the name is replaced by each trail's region, giving one
+    bucket per region (`acme-audit-{region}`); without it all regions share one bucket, which lives in the
+    first region delivering to it. Every resulting name must follow the S3 bucket naming rules: 3 to 63
+    lowercase letters, digits, `.` and `-`, beginning and ending with a letter or digit; no `..`, `.-` or
+    `-.`; not an IPv4 address; no prefix `xn--`, `sthree-` or `amzn-s3-demo-`; no suffix `-s3alias`,
+    `--ol-s3`, `.mrap`, `--x-s3` or `--table-s3`. trailkeeper adds its own statements to the bucket policy
+    and leaves the others alone.
+    """
     create_bucket: StrictBool = True
+    """`true`: create the bucket when it is missing, in its region, with all four public-access blocks on,
+    versioning on and default encryption (SSE-S3, or SSE-KMS with `kmsKeyId`), tagged
+    `trailkeeper.io/owner`; those settings of a bucket trailkeeper created are restored on every pass that
+    is not a periodic drift check. `false`: the bucket must exist; when it is missing the Trail reports
+    `Ready=False`, reason `NoSuchBucket`.
+    """
     key_prefix: S3Prefix = ""
+    """S3 key prefix of the log files: CloudTrail writes below `<keyPrefix>/AWSLogs/<account-id>/`. At most
+    200 characters; no leading or trailing `/`, no empty, `.` or `..` segment, no `AWSLogs` segment
+    (CloudTrail adds it), no `*`, `?`, `$`, `\\`, braces or control characters. Empty: the logs start at
+    `AWSLogs/`.
+    """
     kms_key_id: Annotated[
         str | None, Field(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9:/_.=+@-]+$")
     ] = None
+    """KMS key that encrypts the log files (SSE-KMS), as key id, key ARN, alias name (`alias/…`) or alias ARN;
+    it is also the default encryption key of a bucket trailkeeper creates. An alias is resolved to its key
+    ARN before it is compared with what CloudTrail reports. Unset: SSE-S3.
+    """
     source_accounts: Annotated[list[AccountId], Field(max_length=200)] = []
+    """Further 12-digit AWS account ids whose trails may write into the bucket (multi-account aggregation):
+    the bucket policy gets a write path `AWSLogs/<account-id>/*` for each, limited by `aws:SourceAccount`.
+    At most 200, no duplicates.
+    """
     organization_id: Annotated[str | None, Field(pattern=ORGANIZATION_ID_PATTERN)] = None
+    """AWS Organizations id (`o-` and 10 to 32 lowercase letters or digits): adds the organization trail's
+    write path `AWSLogs/<org-id>/*` to the bucket policy.
+    """
 
     @field_validator("source_accounts")
     @classmethod
@@ -113,9 +143,21 @@ _ENDPOINT_PATTERNS: dict[str, tuple[str, str]] = {
 
 class Subscription(Model):
     protocol: Protocol
+    """SNS protocol of the subscription; it decides the form of `endpoint`."""
     endpoint: Annotated[str, Field(min_length=1, max_length=2048)]
+    """Where SNS delivers, in the form the protocol takes: `sqs` an SQS queue ARN, `lambda` a Lambda function
+    ARN, `firehose` a Firehose delivery stream ARN, `email`/`email-json` an email address, `http` an
+    `http://` URL, `https` an `https://` URL, `sms` a phone number in E.164 form (`+` and 6 to 15 digits).
+    At most 2048 characters.
+    """
     raw_message_delivery: StrictBool = False
+    """SNS raw message delivery (the message without the SNS JSON envelope); `true` only for `sqs`, `http`,
+    `https` and `firehose`.
+    """
     filter_policy: dict[str, Any] | None = None
+    """SNS filter policy: a JSON object of at most 256 KiB that decides which notifications reach this
+    endpoint. Unset: all of them.
+    """
 
     @model_validator(mode="after")
     def _endpoint_fits_protocol(self) -> Self:
@@ -136,7 +178,15 @@ class Subscription(Model):
 
 class Notifications(Model):
     topic_name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]{1,256}$")]
+    """Name of the SNS topic, 1 to 256 letters, digits, `_` and `-`; created in each region when missing
+    (tagged with the owner tag). trailkeeper adds a statement to its policy letting CloudTrail publish,
+    limited to these trails by `aws:SourceArn`.
+    """
     subscriptions: Annotated[list[Subscription], Field(max_length=100)] = []
+    """Subscriptions on the topic, reconciled as a set keyed by (`protocol`, `endpoint`): each is created when
+    missing and one removed from the spec is unsubscribed; subscriptions trailkeeper was never asked for
+    are left alone. At most 100; each (protocol, endpoint) pair at most once.
+    """
 
     @field_validator("subscriptions")
     @classmethod
@@ -155,14 +205,28 @@ class ReadWriteType(StrEnum):
 
 class DataResource(Model):
     type: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^AWS::[A-Za-z0-9]+::[A-Za-z0-9]+$")]
+    """Resource type of the data events, `AWS::<service>::<resource>`, e.g. `AWS::S3::Object` or
+    `AWS::Lambda::Function`.
+    """
     values: Annotated[list[Annotated[str, Field(min_length=1, max_length=2048)]], Field(max_length=250)] = []
+    """ARNs or ARN prefixes of the resources, e.g. `arn:aws:s3` for every bucket or `arn:aws:s3:::acme-data/`
+    for one; at most 250. Empty: every resource of the type.
+    """
 
 
 class EventSelector(Model):
     read_write_type: ReadWriteType = ReadWriteType.ALL
+    """Which management and data events to record: `All`, `ReadOnly` (only read-only API calls) or `WriteOnly`
+    (only calls that change something).
+    """
     include_management_events: StrictBool = True
+    """Record management (control-plane) events."""
     exclude_management_event_sources: Annotated[list[str], Field(max_length=10)] = []
+    """Event sources to leave out of the management events, e.g. `kms.amazonaws.com` or
+    `rdsdata.amazonaws.com`; at most 10.
+    """
     data_resources: Annotated[list[DataResource], Field(max_length=250)] = []
+    """Data events to record (object- or function-level activity); at most 250. Empty: no data events."""
 
 
 _SelectorValue = Annotated[str, Field(min_length=1, max_length=2048)]
@@ -170,12 +234,21 @@ _SelectorValue = Annotated[str, Field(min_length=1, max_length=2048)]
 
 class FieldSelector(Model):
     field: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[\w|\d|\.|_]+$")]
+    """Field of the event record the condition tests, e.g. `eventCategory`, `eventSource`, `eventName`,
+    `readOnly`, `resources.type` or `resources.ARN`; letters, digits, `.` and `_`.
+    """
     equals: list[_SelectorValue] | None = None
+    """Values the field must equal (any of them)."""
     starts_with: list[_SelectorValue] | None = None
+    """Prefixes the field must start with (any of them)."""
     ends_with: list[_SelectorValue] | None = None
+    """Suffixes the field must end with (any of them)."""
     not_equals: list[_SelectorValue] | None = None
+    """Values the field must not equal."""
     not_starts_with: list[_SelectorValue] | None = None
+    """Prefixes the field must not start with."""
     not_ends_with: list[_SelectorValue] | None = None
+    """Suffixes the field must not end with."""
 
     @model_validator(mode="after")
     def _has_an_operator(self) -> Self:
@@ -197,7 +270,10 @@ class FieldSelector(Model):
 
 class AdvancedEventSelector(Model):
     name: Annotated[str | None, Field(max_length=1000)] = None
+    """Descriptive name of the selector, at most 1000 characters."""
     field_selectors: Annotated[list[FieldSelector], Field(min_length=1, max_length=50)]
+    """Conditions an event must all meet to be recorded, 1 to 50; each needs at least one non-empty operator.
+    """
 
 
 class Insight(StrEnum):
@@ -211,7 +287,11 @@ class CloudWatchLogs(Model):
     log_group_arn: Annotated[
         str | None, Field(pattern=r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:.+$")
     ] = None
+    """ARN of the CloudWatch Logs log group, `arn:<partition>:logs:<region>:<account>:log-group:<name>`; with
+    or without the trailing `:*` it is the same group. Only together with `roleArn`.
+    """
     role_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")] = None
+    """ARN of the IAM role CloudTrail assumes to write to the log group. Only together with `logGroupArn`."""
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> Self:
@@ -225,26 +305,95 @@ _TagValue = Annotated[str, Field(max_length=256)]
 
 
 class TrailSpec(Model):
-    """What the user asks for (api.md, Trail.spec)."""
+    """Desired state: which trails, where they deliver, and what trailkeeper may do in AWS."""
 
     trail_name: TrailName | None = None
+    """Name of the trail in every region. Unset: `metadata.name`, which must then obey the same rules.
+    CloudTrail's rules: 3 to 128 letters, digits, `.`, `_` and `-`, beginning and ending with a letter or
+    digit, no two of `.`, `_`, `-` next to each other, not an IPv4 address. Immutable: the API server
+    refuses a change of the name (set or defaulted).
+    """
     regions: Annotated[list[Region], Field(min_length=1, max_length=40)]
+    """AWS regions to keep a trail in, e.g. `[us-east-1, eu-west-1]`: one region-scoped trail per entry, all
+    named `trailName` (with `multiRegion`, the single home region). Each must be a region CloudTrail is
+    available in; 1 to 40, no duplicates. A region removed from the list has its trail deleted with
+    `deletionPolicy: Delete` and left alone with `Retain`.
+    """
     multi_region: StrictBool = False
+    """`true`: one multi-region trail in the home region `regions[0]` instead of one trail per region;
+    `regions` must then hold exactly one entry.
+    """
     global_service_events_region: Region | None = None
+    """The one region whose trail gets `IncludeGlobalServiceEvents=true`, so events of global services (IAM,
+    STS, CloudFront) are recorded once, not once per region. Must be one of `regions`. Unset: `regions[0]`.
+    A multi-region trail always includes them.
+    """
     logging: StrictBool = True
+    """`true`: the trails log (StartLogging; a trail made through the API does not log until started).
+    `false`: StopLogging, the trails stay but record nothing.
+    """
     log_file_validation: StrictBool = True
+    """Log file integrity validation: CloudTrail writes hourly digest files that prove the log files were not
+    changed.
+    """
     destination: Destination
+    """Where the trails deliver log files: the S3 bucket, its key prefix and encryption, and who else may
+    write to it.
+    """
     notifications: Notifications | None = None
+    """SNS notification of each log file delivery. Unset: no topic. Removing it (or renaming the topic) takes
+    trailkeeper's statements and the spec's subscriptions off the old topic.
+    """
     event_selectors: Annotated[list[EventSelector], Field(max_length=5)] = []
+    """Basic event selectors, at most 5. Mutually exclusive with `advancedEventSelectors`. Neither given:
+    every read and write management event and no data events (written out explicitly, so a hand-made change
+    shows as drift).
+    """
     advanced_event_selectors: Annotated[list[AdvancedEventSelector], Field(max_length=500)] = []
+    """Advanced event selectors (field conditions on the event record), at most 500. Mutually exclusive with
+    `eventSelectors`.
+    """
     insights: Annotated[list[Insight], Field(max_length=2)] = []
+    """CloudTrail Insights types to enable: `ApiCallRateInsight`, `ApiErrorRateInsight`; no duplicates. Empty:
+    Insights off.
+    """
     cloud_watch_logs: CloudWatchLogs | None = None
+    """Also deliver the events to a CloudWatch Logs log group: give `logGroupArn` and `roleArn` together, or
+    neither. Unset: no CloudWatch Logs delivery.
+    """
     tags: Annotated[dict[_TagKey, _TagValue], Field(max_length=49)] = {}
+    """Tags on the trails and on the buckets and topics trailkeeper creates, at most 49. Keys: 1 to 128
+    letters, digits, spaces and `_.:/=+-@`, not `trailkeeper.io/owner` (trailkeeper sets it) and not
+    beginning with `aws:`; values at most 256 characters. Only these keys are compared: tags others add are
+    left alone.
+    """
     account: AccountRef = AccountRef()
+    """Cross-account access: with `roleArn` set, every AWS call made for this object goes through STS
+    AssumeRole into that role. Unset or empty: the operator's own credentials.
+    """
     adopt: StrictBool = False
+    """`true`: take over an existing trail of the same name that trailkeeper did not make (or that another
+    Trail owns), and set its `trailkeeper.io/owner` tag. `false`: such a trail is never modified and the
+    Trail reports `Ready=False`, reason `Conflict`.
+    """
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
+    """What a periodic drift check does when AWS differs from the spec. `Correct`: put AWS back to the spec
+    and report the difference with `corrected: true`. `Report`: change nothing, list the difference in
+    `status.drift` with `Drifted=True` and `Ready=False` (reason `Drifted`). A spec change is always
+    applied, whatever the policy.
+    """
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    """What deleting the Trail does in AWS. `Retain`: nothing. `Delete`: deletes the trails that carry its
+    owner tag, removes its own bucket and topic policy statements and the spec's subscriptions, deletes a
+    topic it created when no other subscription and no other Trail's statement remains on it, and a bucket
+    it created when no other Trail's statement remains and it holds no object or object version. Also
+    applies to regions removed from `regions`.
+    """
     resync_seconds: ResyncSeconds = 300
+    """Period of the periodic drift check, in seconds, 30 to 86400. Each object's period is spread by ±10 %
+    with a stable hash of its uid so objects with the same period do not all check at once; the operator's
+    `--resync-scale` multiplies it.
+    """
 
     @field_validator("regions")
     @classmethod
@@ -307,35 +456,75 @@ class TrailSpec(Model):
 
 class RegionStatus(Model):
     region: str
+    """Region of the trail."""
     trail_arn: str | None = None
+    """ARN of the trail."""
     is_logging: bool | None = None
+    """Whether the trail logs, as observed (or as just set)."""
     bucket: str | None = None
+    """Bucket the trail delivers to."""
     topic_arn: str | None = None
+    """ARN of the SNS topic, when `notifications` is set."""
     latest_delivery_error: str | None = None
+    """CloudTrail's `LatestDeliveryError` for the trail (e.g. a bucket policy that refuses CloudTrail), if
+    any.
+    """
     error: str | None = None
+    """Why this region did not reach the spec (`<AWS error code>: <message>`); null when it did."""
 
 
 class ComplianceResult(Model):
     control: str
+    """Control id in CIS v1.5.0/v2.0.0 numbering: `CIS-3.1`, `CIS-3.2`, `CIS-3.3`, `CIS-3.4`, `CIS-3.6`,
+    `CIS-3.7`, `CIS-3.10` or `CIS-3.11`.
+    """
     title: str
+    """What the control checks, with its CIS v3.0.0 number."""
     passed: bool
+    """Whether the control passed."""
     detail: str = ""
+    """Which trails or buckets passed or failed, and why."""
 
 
 class TrailStatus(Model):
-    """What the operator reports (api.md, Trail.status)."""
+    """Observed state, written by the operator only: the trails, drift, CIS compliance and conditions."""
 
     observed_generation: int | None = None
+    """`metadata.generation` of the spec the last pass worked on; lower than `metadata.generation` while a
+    change is being applied.
+    """
     phase: Phase = Phase.PENDING
-    # Ready, Reconciling and Stalled (kstatus), Synced, Drifted, and Compliant (Unknown until evaluated).
+    """Summary of the last pass: `Pending` before the first, `Ready`, `Drifted` (a difference left uncorrected
+    by `driftPolicy: Report`), `Error` (invalid spec, or a failure in some region or bucket; see the
+    conditions), `Deleting` (deletion under way).
+    """
     conditions: list[Condition] = []
-    # How many regions spec.regions lists (a column of `kubectl get -o wide`: JSONPath cannot count).
+    """Kubernetes-convention conditions `Ready`, `Reconciling` and `Stalled` (kstatus: Stalled True when only
+    a person can move it on, Reconciling True while a failure is retried), `Synced`, `Drifted` and `Compliant`
+    (`Unknown`/`NotEvaluated` from the first status until the controls are evaluated). Reasons: `Reconciled`,
+    `InvalidSpec`, `Conflict`, `NoSuchBucket`, `Drifted` (Ready); `NoDrift`, `DriftCorrected`,
+    `DriftDetected` (Drifted); `AllControlsPassed`, `ControlsFailed`, `NotEvaluated` (Compliant); otherwise
+    the AWS error code that stopped the pass, e.g. `AccessDenied`. docs/operations.md explains each.
+    """
     region_count: int | None = None
+    """How many regions `spec.regions` lists (a column of `kubectl get -o wide`: JSONPath cannot count)."""
     regions: list[RegionStatus] = []
+    """One entry per trail: per region, or the one multi-region trail."""
     drift: list[DriftEntry] = []
+    """The differences between the spec and AWS the last drift check found, `[]` when none. A drift check is a
+    pass over an unchanged spec; the pass that applies a spec change reports its changes as Events instead.
+    """
     compliance: list[ComplianceResult] = []
+    """CIS AWS Foundations Benchmark CloudTrail controls, evaluated over what AWS holds; summarized by the
+    `Compliant` condition.
+    """
     trail_name: str | None = None
+    """Name the trails were made with; the spec's `trailName` (or `metadata.name`) must keep equal to it."""
     account_id: str | None = None
+    """AWS account the trails are in."""
     last_sync_time: str | None = None
+    """End of the last pass (RFC 3339, UTC)."""
     last_drift_check_time: str | None = None
+    """End of the last periodic drift check (RFC 3339, UTC)."""
     last_compliance_check_time: str | None = None
+    """End of the last evaluation of the CIS controls (RFC 3339, UTC)."""
