@@ -4,59 +4,21 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 
 from support.moto_server import MotoServer
+from support.s3control_front import s3control_on_endpoint_host
 from test_account_state import HOME, OTHER, AwsSetup
 from trailkeeper.cli.audit import EXIT_FAILED_CONTROLS, WIDTH, audit
 
-COMPLIANT_TABLE = """\
 
-Account-wide
-  PASS  CIS-3.1   multi-region coverage (v3.0: 3.1)
-        multi-region trail us-east-1/org-audit is logging read and write management events
-
-Trail org-audit  (home us-east-1, multi-region)
-  arn:aws:cloudtrail:us-east-1:123456789012:trail/org-audit
-  PASS  CIS-3.2   log file validation (v3.0: 3.2)
-        validation on for us-east-1/org-audit
-  PASS  CIS-3.3   log bucket not publicly accessible (not in v3.0)
-        public access blocked, no public grant on acme-audit
-  PASS  CIS-3.4   CloudWatch Logs integration (not in v3.0)
-        delivering to CloudWatch Logs: us-east-1/org-audit
-  PASS  CIS-3.6   log bucket access logging (v3.0: 3.4)
-        access logging on for acme-audit
-  PASS  CIS-3.7   log encryption with KMS (v3.0: 3.5)
-        SSE-KMS on us-east-1/org-audit
-  PASS  CIS-3.10  S3 object-level write events (v3.0: 3.8)
-        S3 object-level write events for all buckets recorded by us-east-1/org-audit
-  PASS  CIS-3.11  S3 object-level read events (v3.0: 3.9)
-        S3 object-level read events for all buckets recorded by us-east-1/org-audit
-
-8 of 8 controls passed
-"""
-
-LEGACY_ROWS = """\
-Trail legacy  (home eu-west-1, regional)
-  arn:aws:cloudtrail:eu-west-1:123456789012:trail/legacy
-  FAIL  CIS-3.2   log file validation (v3.0: 3.2)
-        eu-west-1/legacy: validation off
-  FAIL  CIS-3.3   log bucket not publicly accessible (not in v3.0)
-        legacy-logs: no public access block, policy statement PublicRead allows anyone, ACL grants
-        public access
-  FAIL  CIS-3.4   CloudWatch Logs integration (not in v3.0)
-        eu-west-1/legacy: no CloudWatch Logs log group
-  FAIL  CIS-3.6   log bucket access logging (v3.0: 3.4)
-        legacy-logs: access logging off
-  FAIL  CIS-3.7   log encryption with KMS (v3.0: 3.5)
-        eu-west-1/legacy: no KMS key (SSE-S3)
-  FAIL  CIS-3.10  S3 object-level write events (v3.0: 3.8)
-        no logging trail records S3 object-level write events for all buckets
-  FAIL  CIS-3.11  S3 object-level read events (v3.0: 3.9)
-        no logging trail records S3 object-level read events for all buckets
-"""
+@pytest.fixture(autouse=True)
+def _s3control_on_moto() -> Iterator[None]:
+    with s3control_on_endpoint_host():
+        yield
 
 
 @pytest.fixture
@@ -69,30 +31,66 @@ def run_audit(setup: AwsSetup, *args: str) -> Result:
     return CliRunner().invoke(audit, ["--aws-endpoint-url", setup.endpoint, *args])
 
 
-def test_compliant_account_prints_every_control_passed_and_exits_0(setup: AwsSetup) -> None:
+ACCOUNT_CONTROLS = 2 + 15  # CIS-3.1, TK-REGIONS and the Monitoring section
+TRAIL_CONTROLS = 10
+
+
+def verdicts(result: Result) -> dict[tuple[str | None, str], str]:
+    return {(e["trail"], e["control"]): e["state"] for e in json.loads(result.stdout)}
+
+
+def test_table_marks_each_verdict_and_says_how_to_fix_what_did_not_pass(setup: AwsSetup) -> None:
     setup.compliant()
 
-    result = run_audit(setup)
+    result = run_audit(setup, "--regions", HOME)
 
-    assert result.exit_code == 0, result.output
-    header, rest = result.stdout.split("\n", 1)
-    assert header.startswith("Account 123456789012: ")
-    assert header.endswith(" regions enabled, 1 trail")
-    assert rest == COMPLIANT_TABLE
-    assert result.stderr == ""
+    # moto never delivers to CloudWatch Logs (CIS-3.4 stays Unknown) and the account has no metric
+    # filters: the gate does not pass.
+    assert result.exit_code == EXIT_FAILED_CONTROLS, result.output
+    assert result.stdout.startswith("Account 123456789012: 1 region given, 1 trail\n\nAccount-wide\n")
+    lines = result.stdout.splitlines()
+    assert (
+        "  PASS  CIS-3.1   multi-region trail logging all management events (CIS 1.5-5.0 3.1, 6.0-7.0 4.1)"
+        in lines
+    )
+    assert "  UNKN  CIS-3.4   trails delivering to CloudWatch Logs (CIS 1.5-2.0 3.4)" in lines
+    assert "        us-east-1/org-audit: no delivery to CloudWatch Logs yet" in lines
+    assert any(line.startswith("  FAIL  CIS-4.1   unauthorized API calls monitored") for line in lines)
+    assert (
+        "        fix: Only the account's root user can enable MFA Delete (PutBucketVersioning with MFA, from"
+        in lines
+    )
+    assert max(len(line) for line in lines) <= WIDTH
+    assert result.stdout.endswith(
+        f"10 of {ACCOUNT_CONTROLS + TRAIL_CONTROLS} controls passed; 16 failed; 1 unknown\n"
+    )
 
 
 def test_failing_trail_prints_each_failed_control_and_exits_3(setup: AwsSetup) -> None:
     setup.compliant()
     setup.non_compliant()
 
-    result = run_audit(setup, "--regions", f"{HOME},{OTHER}")
+    result = run_audit(setup, "--format", "json", "--regions", f"{HOME},{OTHER}")
 
     assert result.exit_code == EXIT_FAILED_CONTROLS, result.output
-    assert result.stdout.startswith("Account 123456789012: 2 regions given, 2 trails\n")
-    assert LEGACY_ROWS in result.stdout
-    assert result.stdout.endswith("\n8 of 15 controls passed; 7 failed\n")
-    assert max(len(line) for line in result.stdout.splitlines()) <= WIDTH
+    seen = verdicts(result)
+    legacy = {control for (trail, control), state in seen.items() if trail == "legacy" and state == "Fail"}
+    assert legacy == {
+        "CIS-2.1.3",
+        "TK-BUCKET-VERSIONING",
+        "CIS-3.2",
+        "CIS-3.3",
+        "TK-BUCKET-BPA",
+        "CIS-3.4",
+        "CIS-3.6",
+        "CIS-3.7",
+        "CIS-3.10",
+        "CIS-3.11",
+    }
+    org = {control for (trail, control), state in seen.items() if trail == "org-audit" and state != "Pass"}
+    # moto keeps no MFADelete and never delivers to CloudWatch Logs.
+    assert org == {"CIS-2.1.3", "CIS-3.4"}
+    assert seen[(None, "CIS-3.1")] == "Pass"
 
 
 def test_json_lists_every_control_of_every_trail(setup: AwsSetup) -> None:
@@ -101,24 +99,34 @@ def test_json_lists_every_control_of_every_trail(setup: AwsSetup) -> None:
 
     result = run_audit(setup, "--format", "json", "--regions", HOME, "--regions", OTHER)
 
-    assert result.exit_code == EXIT_FAILED_CONTROLS
     entries = json.loads(result.stdout)
     assert entries[0] == {
         "trail": None,
         "trailArn": None,
         "homeRegion": None,
         "control": "CIS-3.1",
-        "title": "multi-region coverage (v3.0: 3.1)",
+        "title": "multi-region trail logging all management events (CIS 1.5-5.0 3.1, 6.0-7.0 4.1)",
         "passed": True,
+        "state": "Pass",
+        "cis": {
+            "1.5": "3.1",
+            "2.0": "3.1",
+            "3.0": "3.1",
+            "4.0": "3.1",
+            "5.0": "3.1",
+            "6.0": "4.1",
+            "7.0": "4.1",
+        },
+        "benchmark": "CIS 1.5-5.0 3.1, 6.0-7.0 4.1",
         "detail": "multi-region trail us-east-1/org-audit is logging read and write management events",
+        "remediation": entries[0]["remediation"],
     }
-    assert len(entries) == 15
-    assert {e["trail"] for e in entries if not e["passed"]} == {"legacy"}
-    assert all(e["passed"] for e in entries if e["trail"] == "org-audit")
-    assert set(entries[1]) == {"trail", "trailArn", "homeRegion", "control", "title", "passed", "detail"}
+    assert len(entries) == ACCOUNT_CONTROLS + 2 * TRAIL_CONTROLS
+    assert [e["control"] for e in entries if e["trail"] is None][:3] == ["CIS-3.1", "TK-REGIONS", "CIS-4.1"]
+    assert all(e["cis"] == {} for e in entries if e["control"].startswith("TK-"))
 
 
-def test_junit_has_one_suite_and_a_failure_per_failed_control(setup: AwsSetup) -> None:
+def test_junit_has_a_failure_per_failed_control_and_skips_the_unknown(setup: AwsSetup) -> None:
     setup.compliant()
     setup.non_compliant()
 
@@ -130,23 +138,12 @@ def test_junit_has_one_suite_and_a_failure_per_failed_control(setup: AwsSetup) -
     assert suite.get("name") == "trailkeeper-cis"
     cases = suite.findall("testcase")
     failed = [c for c in cases if c.find("failure") is not None]
-    assert (suite.get("tests"), suite.get("failures")) == ("15", "7")
-    assert len(cases) == 15 and len(failed) == 7
-    assert {c.get("classname") for c in failed} == {"eu-west-1/legacy"}
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert suite.get("tests") == str(len(cases)) == str(ACCOUNT_CONTROLS + 2 * TRAIL_CONTROLS)
+    assert suite.get("failures") == str(len(failed)) and suite.get("skipped") == str(len(skipped)) == "1"
     validation = next(c for c in failed if str(c.get("name")).startswith("CIS-3.2 "))
     failure = validation.find("failure")
     assert failure is not None and failure.get("message") == "eu-west-1/legacy: validation off"
-
-
-def test_junit_of_a_compliant_account_has_no_failure(setup: AwsSetup) -> None:
-    setup.compliant()
-
-    result = run_audit(setup, "--format", "junit", "--regions", HOME)
-
-    assert result.exit_code == 0
-    suite = ET.fromstring(result.stdout).find("testsuite")
-    assert suite is not None and suite.get("failures") == "0"
-    assert suite.findall("testcase/failure") == []
 
 
 def test_regions_limit_the_coverage_required(setup: AwsSetup) -> None:
@@ -155,28 +152,21 @@ def test_regions_limit_the_coverage_required(setup: AwsSetup) -> None:
     covered = run_audit(setup, "--regions", HOME)
     wider = run_audit(setup, "--regions", f"{HOME}, {OTHER}")
 
-    assert covered.exit_code == 0, covered.output
-    assert "  PASS  CIS-3.1 " in covered.stdout
-    assert wider.exit_code == EXIT_FAILED_CONTROLS
-    assert "  FAIL  CIS-3.1 " in wider.stdout
+    assert "  PASS  TK-REGIONS " in covered.stdout
+    # A region-scoped trail is never CIS 3.1, which asks for a multi-region trail.
+    assert "  FAIL  CIS-3.1 " in covered.stdout
+    assert "  FAIL  TK-REGIONS " in wider.stdout
     assert f"no logging trail with read and write management events in {OTHER}" in wider.stdout
 
 
-def test_account_without_trails_fails_coverage(setup: AwsSetup) -> None:
+def test_account_without_trails_fails_the_account_controls(setup: AwsSetup) -> None:
     result = run_audit(setup, "--regions", HOME, "--format", "json")
 
     assert result.exit_code == EXIT_FAILED_CONTROLS
-    assert json.loads(result.stdout) == [
-        {
-            "trail": None,
-            "trailArn": None,
-            "homeRegion": None,
-            "control": "CIS-3.1",
-            "title": "multi-region coverage (v3.0: 3.1)",
-            "passed": False,
-            "detail": "no trail in the account",
-        }
-    ]
+    entries = json.loads(result.stdout)
+    assert len(entries) == ACCOUNT_CONTROLS
+    assert all(e["trail"] is None and e["state"] == "Fail" for e in entries)
+    assert entries[0]["detail"] == "no trail in the account"
 
 
 def test_role_arn_audits_the_account_of_the_role(setup: AwsSetup) -> None:

@@ -12,6 +12,7 @@ import pytest
 from trailkeeper.api.trail import ComplianceResult
 from trailkeeper.core.compliance import (
     CONTROL_IDS,
+    LOGGING_CONTROLS,
     ControlResult,
     ObservedAccountState,
     ObservedBucketState,
@@ -104,6 +105,8 @@ def make_bucket(**changes: Any) -> ObservedBucketState:
         policy={"Version": "2012-10-17", "Statement": [CLOUDTRAIL_WRITE, DENY_INSECURE]},
         logging_enabled=True,
         acl_grants_public=False,
+        versioning="Enabled",
+        mfa_delete="Enabled",
     )
     return dataclasses.replace(base, **changes)
 
@@ -162,11 +165,15 @@ def with_policy(*statements: Mapping[str, Any]) -> ObservedBucketState:
 def test_a_well_configured_account_passes_every_control_in_benchmark_order() -> None:
     results = evaluate(make_account([make_trail()]), now=NOW)
 
-    assert [r.control for r in results] == list(CONTROL_IDS)
+    assert [r.control for r in results] == list(CONTROL_IDS[: len(LOGGING_CONTROLS)])
     assert [r.control for r in results] == [
+        "CIS-2.1.3",
+        "TK-BUCKET-VERSIONING",
         "CIS-3.1",
+        "TK-REGIONS",
         "CIS-3.2",
         "CIS-3.3",
+        "TK-BUCKET-BPA",
         "CIS-3.4",
         "CIS-3.6",
         "CIS-3.7",
@@ -174,25 +181,50 @@ def test_a_well_configured_account_passes_every_control_in_benchmark_order() -> 
         "CIS-3.11",
     ]
     assert all(r.passed for r in results), [r for r in results if not r.passed]
-    assert compliance_condition(results) == ("True", "AllControlsPassed", "8 of 8 controls passed")
+    assert compliance_condition(results) == ("True", "AllControlsPassed", "12 of 12 controls passed")
 
 
 @pytest.mark.parametrize(
-    ("control", "cis_v3", "title"),
+    ("control", "cis", "title"),
     [
-        ("CIS-3.1", "CIS-3.1", "multi-region coverage (v3.0: 3.1)"),
-        ("CIS-3.2", "CIS-3.2", "log file validation (v3.0: 3.2)"),
-        ("CIS-3.3", None, "log bucket not publicly accessible (not in v3.0)"),
-        ("CIS-3.4", None, "CloudWatch Logs integration (not in v3.0)"),
-        ("CIS-3.6", "CIS-3.4", "log bucket access logging (v3.0: 3.4)"),
-        ("CIS-3.7", "CIS-3.5", "log encryption with KMS (v3.0: 3.5)"),
-        ("CIS-3.10", "CIS-3.8", "S3 object-level write events (v3.0: 3.8)"),
-        ("CIS-3.11", "CIS-3.9", "S3 object-level read events (v3.0: 3.9)"),
+        (
+            "CIS-2.1.3",
+            ["2.1.3", "2.1.2", "2.1.2", "2.1.2", "2.1.2", "3.1.2", "3.1.2"],
+            "MFA Delete on the log bucket (CIS 1.5 2.1.3, 2.0-5.0 2.1.2, 6.0-7.0 3.1.2)",
+        ),
+        ("CIS-3.2", ["3.2"] * 5 + ["4.2"] * 2, "log file validation (CIS 1.5-5.0 3.2, 6.0-7.0 4.2)"),
+        ("CIS-3.3", ["3.3", "3.3"], "log bucket not publicly accessible (CIS 1.5-2.0 3.3)"),
+        ("CIS-3.4", ["3.4", "3.4"], "trails delivering to CloudWatch Logs (CIS 1.5-2.0 3.4)"),
+        (
+            "CIS-3.6",
+            ["3.6", "3.6", "3.4", "3.4", "3.4", "4.4", "4.4"],
+            "log bucket access logging (CIS 1.5-2.0 3.6, 3.0-5.0 3.4, 6.0-7.0 4.4)",
+        ),
+        (
+            "CIS-3.7",
+            ["3.7", "3.7", "3.5", "3.5", "3.5", "4.5", "4.5"],
+            "log encryption with KMS (CIS 1.5-2.0 3.7, 3.0-5.0 3.5, 6.0-7.0 4.5)",
+        ),
+        (
+            "CIS-3.10",
+            ["3.10", "3.10", "3.8", "3.8", "3.8", "4.8", "4.8"],
+            "S3 object-level write events (CIS 1.5-2.0 3.10, 3.0-5.0 3.8, 6.0-7.0 4.8)",
+        ),
+        (
+            "CIS-3.11",
+            ["3.11", "3.11", "3.9", "3.9", "3.9", "4.9", "4.9"],
+            "S3 object-level read events (CIS 1.5-2.0 3.11, 3.0-5.0 3.9, 6.0-7.0 4.9)",
+        ),
+        ("TK-REGIONS", [], "every enabled region covered by logging trails (trailkeeper)"),
     ],
 )
-def test_each_control_carries_its_v3_number(control: str, cis_v3: str | None, title: str) -> None:
+def test_each_control_carries_its_number_in_every_cis_version(
+    control: str, cis: list[str], title: str
+) -> None:
     result = only(control, [make_trail()])
-    assert (result.cis_v3, result.title) == (cis_v3, title)
+    versions = ["1.5", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0"]
+    assert result.cis == dict(zip(versions, cis, strict=False))
+    assert result.title == title
 
 
 def test_an_account_without_trails_fails_every_control() -> None:
@@ -201,7 +233,61 @@ def test_an_account_without_trails_fails_every_control() -> None:
     assert only("CIS-3.1", []).detail == "no trail in the account"
 
 
-# --- CIS 3.1: all regions, read and write management events
+# --- CIS 3.1: a multi-region trail, logging, one selector with all management events
+
+
+@pytest.mark.parametrize(
+    ("trails", "passed"),
+    [
+        pytest.param([make_trail()], True, id="multi-region-logging"),
+        pytest.param([make_trail(is_logging=False)], False, id="stopped"),
+        pytest.param([regional(r) for r in sorted(REGIONS)], False, id="regional-cover-is-not-cis-3-1"),
+        pytest.param(
+            [
+                make_trail(
+                    event_selectors=[
+                        {"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True},
+                        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True},
+                    ]
+                )
+            ],
+            False,
+            id="read-and-write-split-over-two-selectors",
+        ),
+        pytest.param(
+            [make_trail(event_selectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}])],
+            False,
+            id="write-only",
+        ),
+        pytest.param(
+            [
+                make_trail(
+                    event_selectors=None,
+                    advanced_event_selectors=[
+                        {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}
+                    ],
+                )
+            ],
+            True,
+            id="advanced-management",
+        ),
+    ],
+)
+def test_cis_3_1_follows_the_audit_text(trails: list[ObservedTrailState], passed: bool) -> None:
+    result = only("CIS-3.1", trails)
+    assert result.passed is passed
+    assert result.cis == {
+        "1.5": "3.1",
+        "2.0": "3.1",
+        "3.0": "3.1",
+        "4.0": "3.1",
+        "5.0": "3.1",
+        "6.0": "4.1",
+        "7.0": "4.1",
+    }
+
+
+# --- TK-REGIONS: every enabled region covered, by a multi-region trail or region-scoped ones
 
 
 @pytest.mark.parametrize(
@@ -371,8 +457,8 @@ def test_an_account_without_trails_fails_every_control() -> None:
         ),
     ],
 )
-def test_cis_3_1_multi_region_coverage(trails: list[ObservedTrailState], passed: bool) -> None:
-    assert only("CIS-3.1", trails).passed is passed
+def test_tk_regions_multi_region_or_regional_coverage(trails: list[ObservedTrailState], passed: bool) -> None:
+    assert only("TK-REGIONS", trails).passed is passed
 
 
 def test_cis_3_1_a_multi_region_trail_that_is_not_logging_is_named_in_the_detail() -> None:
@@ -381,16 +467,16 @@ def test_cis_3_1_a_multi_region_trail_that_is_not_logging_is_named_in_the_detail
     assert "multi-region us-east-1/audit: not logging" in result.detail
 
 
-def test_cis_3_1_region_scoped_trails_missing_a_region_name_it() -> None:
-    result = only("CIS-3.1", [regional("us-east-1"), regional("eu-west-1")])
+def test_tk_regions_region_scoped_trails_missing_a_region_name_it() -> None:
+    result = only("TK-REGIONS", [regional("us-east-1"), regional("eu-west-1")])
     assert not result.passed
     assert "ap-south-1" in result.detail
     assert "eu-west-1" not in result.detail
 
 
-def test_cis_3_1_region_scoped_trails_need_one_recording_global_service_events() -> None:
+def test_tk_regions_region_scoped_trails_need_one_recording_global_service_events() -> None:
     trails = [regional(r, include_global_service_events=False) for r in sorted(REGIONS)]
-    result = only("CIS-3.1", trails)
+    result = only("TK-REGIONS", trails)
     assert not result.passed
     assert "global service events" in result.detail
 
@@ -450,135 +536,140 @@ def test_cis_3_2_names_each_trail_without_validation() -> None:
     assert result.detail == "eu-west-1/audit: validation off"
 
 
-# --- CIS 3.3: log bucket not publicly accessible
+# --- CIS 3.3: log bucket not publicly accessible (the audit reads ACL grantees and Principal "*")
+
+NO_BLOCKS: dict[str, bool] = {}
 
 
 @pytest.mark.parametrize(
-    ("bucket", "passed", "seen"),
+    ("bucket", "account_block", "passed", "seen"),
     [
-        pytest.param(make_bucket(), True, "public access blocked", id="blocked-and-service-only-policy"),
-        pytest.param(make_bucket(public_access_block=None), False, "no public access block", id="no-block"),
+        pytest.param(make_bucket(), None, True, "no public ACL grant", id="private-blocked"),
         pytest.param(
-            make_bucket(public_access_block={**ALL_BLOCKS, "RestrictPublicBuckets": False}),
-            False,
-            "RestrictPublicBuckets off",
-            id="one-flag-off",
+            make_bucket(public_access_block=None), None, True, "no public ACL grant", id="private-no-block"
         ),
         pytest.param(
-            make_bucket(public_access_block={"BlockPublicAcls": True}),
-            False,
-            "IgnorePublicAcls/BlockPublicPolicy/RestrictPublicBuckets off",
-            id="flags-missing",
-        ),
-        pytest.param(make_bucket(policy=None), True, "public access blocked", id="no-policy"),
-        pytest.param(with_policy(public_statement()), False, "Extra allows anyone", id="star-no-condition"),
-        pytest.param(
-            with_policy(public_statement({"Bool": {"aws:SecureTransport": "true"}})),
-            False,
-            "Extra allows anyone",
-            id="star-secure-transport-only",
+            make_bucket(public_access_block=None, policy=None), None, True, "no public", id="no-policy"
         ),
         pytest.param(
-            with_policy(
-                public_statement({"StringEquals": {"aws:UserAgent": "curl"}}, principal={"AWS": "*"})
+            make_bucket(public_access_block=None, acl_grants_public=True),
+            None,
+            False,
+            "ACL grants AllUsers or AuthenticatedUsers",
+            id="public-acl",
+        ),
+        pytest.param(
+            make_bucket(acl_grants_public=True),
+            None,
+            True,
+            "no public",
+            id="public-acl-ignored-by-bucket-block",
+        ),
+        pytest.param(
+            make_bucket(public_access_block=None, acl_grants_public=True),
+            ALL_BLOCKS,
+            True,
+            "no public",
+            id="public-acl-ignored-by-account-block",
+        ),
+        pytest.param(
+            with_policy(public_statement()).__class__(
+                **{**dataclasses.asdict(with_policy(public_statement())), "public_access_block": None}
             ),
+            None,
             False,
-            "allows anyone",
-            id="aws-star-user-agent",
+            'policy statement Extra allows Principal "*"',
+            id="star-policy",
         ),
         pytest.param(
-            with_policy(public_statement(principal={"AWS": ["arn:aws:iam::111122223333:root", "*"]})),
-            False,
-            "allows anyone",
-            id="star-in-principal-list",
-        ),
-        pytest.param(
-            with_policy(public_statement({"StringEquals": {"aws:SourceArn": arn("audit")}})),
-            True,
-            "public access blocked",
-            id="star-source-arn",
-        ),
-        pytest.param(
-            with_policy(public_statement({"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}})),
-            True,
-            "public access blocked",
-            id="star-principal-org",
-        ),
-        pytest.param(
-            with_policy(public_statement({"ForAnyValue:StringEquals": {"aws:SourceVpce": ["vpce-1"]}})),
-            True,
-            "public access blocked",
-            id="star-source-vpce",
-        ),
-        pytest.param(
-            with_policy(
-                public_statement(
-                    {"StringEquals": {"aws:sourceaccount": ACCOUNT}, "Bool": {"aws:SecureTransport": "true"}}
-                )
+            dataclasses.replace(
+                with_policy(public_statement({"StringEquals": {"aws:SourceArn": arn("audit")}})),
+                public_access_block=None,
             ),
-            True,
-            "public access blocked",
-            id="condition-keys-case-insensitive",
-        ),
-        pytest.param(
-            with_policy(public_statement({"StringEqualsIfExists": {"aws:SourceAccount": ACCOUNT}})),
+            None,
             False,
-            "allows anyone",
-            id="if-exists-does-not-restrict",
+            "Extra allows",
+            id="star-with-condition-is-still-named-by-the-cis-text",
         ),
         pytest.param(
-            with_policy(public_statement({"StringNotEquals": {"aws:SourceAccount": ACCOUNT}})),
-            False,
-            "allows anyone",
-            id="not-equals-does-not-restrict",
-        ),
-        pytest.param(
-            with_policy(public_statement({"StringLike": {"aws:SourceArn": "*"}})),
-            False,
-            "allows anyone",
-            id="wildcard-value-does-not-restrict",
-        ),
-        pytest.param(
-            with_policy(public_statement({"IpAddress": {"aws:SourceIp": "10.0.0.0/16"}})),
-            True,
-            "public access blocked",
-            id="own-network",
-        ),
-        pytest.param(
-            with_policy(public_statement({"IpAddress": {"aws:SourceIp": ["10.0.0.0/16", "0.0.0.0/0"]}})),
-            False,
-            "allows anyone",
-            id="whole-internet",
-        ),
-        pytest.param(
-            with_policy(public_statement(effect="Deny")), True, "public access blocked", id="deny-star"
-        ),
-        pytest.param(
-            with_policy(
-                {
-                    "Effect": "Allow",
-                    "NotPrincipal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                    "Action": "s3:GetObject",
-                    "Resource": "*",
-                }
+            dataclasses.replace(
+                with_policy(public_statement(principal={"AWS": ["arn:aws:iam::111122223333:root", "*"]})),
+                public_access_block=None,
             ),
+            NO_BLOCKS,
             False,
-            "#1 allows anyone",
-            id="not-principal",
+            "allows Principal",
+            id="aws-star-in-list",
         ),
         pytest.param(
-            make_bucket(policy={"Statement": public_statement()}),
+            dataclasses.replace(with_policy(public_statement()), public_access_block=None),
+            {**ALL_BLOCKS, "IgnorePublicAcls": False},
+            True,
+            "no public",
+            id="star-policy-restricted-by-account-block",
+        ),
+        pytest.param(
+            dataclasses.replace(with_policy(public_statement(effect="Deny")), public_access_block=None),
+            None,
+            True,
+            "no public",
+            id="deny-star",
+        ),
+        pytest.param(
+            dataclasses.replace(
+                make_bucket(policy={"Statement": public_statement()}), public_access_block=None
+            ),
+            None,
             False,
-            "allows anyone",
+            "allows Principal",
             id="single-statement-object",
         ),
-        pytest.param(make_bucket(acl_grants_public=True), False, "ACL grants public access", id="public-acl"),
     ],
 )
-def test_cis_3_3_bucket_not_public(bucket: ObservedBucketState, passed: bool, seen: str) -> None:
-    result = only("CIS-3.3", [make_trail()], buckets=[bucket])
+def test_cis_3_3_follows_the_audit_text_and_block_public_access(
+    bucket: ObservedBucketState, account_block: dict[str, bool] | None, passed: bool, seen: str
+) -> None:
+    state = dataclasses.replace(
+        make_account([make_trail()], [bucket]), account_public_access_block=account_block
+    )
+    result = {r.control: r for r in evaluate(state, now=NOW)}["CIS-3.3"]
     assert result.passed is passed
     assert seen in result.detail
+
+
+@pytest.mark.parametrize(
+    ("bucket_block", "account_block", "passed", "seen"),
+    [
+        pytest.param(ALL_BLOCKS, None, True, "all four", id="bucket-level"),
+        pytest.param(None, ALL_BLOCKS, True, "all four", id="account-level-counts"),
+        pytest.param(
+            {"BlockPublicAcls": True, "IgnorePublicAcls": True},
+            {"BlockPublicPolicy": True, "RestrictPublicBuckets": True},
+            True,
+            "all four",
+            id="combined",
+        ),
+        pytest.param(None, None, False, "no Block Public Access on the bucket or the account", id="none"),
+        pytest.param(
+            {**ALL_BLOCKS, "RestrictPublicBuckets": False},
+            None,
+            False,
+            "RestrictPublicBuckets off",
+            id="one-off",
+        ),
+    ],
+)
+def test_tk_bucket_bpa_counts_the_account_level_block(
+    bucket_block: dict[str, bool] | None, account_block: dict[str, bool] | None, passed: bool, seen: str
+) -> None:
+    bucket = make_bucket(public_access_block=bucket_block)
+    state = dataclasses.replace(
+        make_account([make_trail()], [bucket]), account_public_access_block=account_block
+    )
+    result = {r.control: r for r in evaluate(state, now=NOW)}["TK-BUCKET-BPA"]
+    assert result.passed is passed
+    assert seen in result.detail
+    assert result.cis == {}
 
 
 def test_cis_3_3_a_bucket_that_could_not_be_read_does_not_pass() -> None:
@@ -588,17 +679,16 @@ def test_cis_3_3_a_bucket_that_could_not_be_read_does_not_pass() -> None:
 
 
 def test_cis_3_3_checks_every_delivery_bucket_of_the_trails() -> None:
-    other = make_bucket(name="acme-audit-eu-west-1", public_access_block=None)
+    other = make_bucket(name="acme-audit-eu-west-1", public_access_block=None, acl_grants_public=True)
     trails = [regional("us-east-1"), regional("eu-west-1", s3_bucket="acme-audit-eu-west-1")]
     result = only("CIS-3.3", trails, buckets=[make_bucket(), other])
     assert not result.passed
-    assert result.detail == "acme-audit-eu-west-1: no public access block"
+    assert result.detail == "acme-audit-eu-west-1: ACL grants AllUsers or AuthenticatedUsers"
 
 
-def test_public_statements_lists_only_unrestricted_allows() -> None:
-    policy = {
-        "Statement": [CLOUDTRAIL_WRITE, DENY_INSECURE, public_statement(), {**public_statement(), "Sid": ""}]
-    }
+def test_public_statements_lists_the_allows_to_principal_star() -> None:
+    conditioned = {**public_statement({"StringEquals": {"aws:SourceAccount": ACCOUNT}}), "Sid": ""}
+    policy = {"Statement": [CLOUDTRAIL_WRITE, DENY_INSECURE, public_statement(), conditioned]}
     assert public_statements(policy) == ["Extra", "#3"]
     assert public_statements(None) == []
 
@@ -610,7 +700,13 @@ def test_public_statements_lists_only_unrestricted_allows() -> None:
     ("changes", "passed"),
     [
         pytest.param({}, True, id="delivered-an-hour-ago"),
-        pytest.param({"latest_cloud_watch_logs_delivery_time": None}, True, id="no-delivery-yet"),
+        pytest.param({"latest_cloud_watch_logs_delivery_time": None}, None, id="no-delivery-yet-is-unknown"),
+        pytest.param({"is_logging": False}, False, id="stopped-trail-with-recent-delivery"),
+        pytest.param(
+            {"is_logging": False, "latest_cloud_watch_logs_delivery_time": None},
+            False,
+            id="stopped-never-delivered",
+        ),
         pytest.param({"latest_cloud_watch_logs_delivery_time": NOW - timedelta(hours=23)}, True, id="23h"),
         pytest.param({"latest_cloud_watch_logs_delivery_time": NOW - timedelta(hours=30)}, False, id="30h"),
         pytest.param(
@@ -619,8 +715,19 @@ def test_public_statements_lists_only_unrestricted_allows() -> None:
         pytest.param({"cloud_watch_logs_log_group_arn": None}, False, id="no-log-group"),
     ],
 )
-def test_cis_3_4_cloudwatch_logs(changes: dict[str, Any], passed: bool) -> None:
+def test_cis_3_4_cloudwatch_logs(changes: dict[str, Any], passed: bool | None) -> None:
     assert only("CIS-3.4", [make_trail(**changes)]).passed is passed
+
+
+def test_cis_3_4_before_the_first_delivery_is_unknown_with_the_reason() -> None:
+    results = evaluate(make_account([make_trail(latest_cloud_watch_logs_delivery_time=None)]), now=NOW)
+    result = next(r for r in results if r.control == "CIS-3.4")
+    assert (result.state, result.detail) == ("Unknown", "us-east-1/audit: no delivery to CloudWatch Logs yet")
+    assert compliance_condition(results) == (
+        "Unknown",
+        "ControlsUnknown",
+        "not decidable yet: CIS-3.4 trails delivering to CloudWatch Logs",
+    )
 
 
 def test_cis_3_4_says_how_long_ago_the_last_delivery_was() -> None:
@@ -883,28 +990,30 @@ def test_flipped_reports_nothing_without_a_previous_result(previous: list[dict[s
 
 def test_to_status_gives_the_status_compliance_shape() -> None:
     status = to_status(evaluate(make_account([make_trail(kms_key_id=None)]), now=NOW))
-    assert status[0] == {
+    assert status[2] == {
         "control": "CIS-3.1",
-        "title": "multi-region coverage (v3.0: 3.1)",
+        "title": "multi-region trail logging all management events (CIS 1.5-5.0 3.1, 6.0-7.0 4.1)",
         "passed": True,
         "detail": "multi-region trail us-east-1/audit is logging read and write management events",
+        "cis": {
+            "1.5": "3.1",
+            "2.0": "3.1",
+            "3.0": "3.1",
+            "4.0": "3.1",
+            "5.0": "3.1",
+            "6.0": "4.1",
+            "7.0": "4.1",
+        },
+        "remediation": status[2]["remediation"],
     }
-    assert [ComplianceResult.model_validate(entry).passed for entry in status] == [
-        True,
-        True,
-        True,
-        True,
-        True,
-        False,
-        True,
-        True,
-    ]
+    parsed = {entry["control"]: ComplianceResult.model_validate(entry).passed for entry in status}
+    assert [control for control, passed in parsed.items() if not passed] == ["CIS-3.7"]
 
 
 def test_long_details_are_one_bounded_line() -> None:
     regions = frozenset(f"xx-region-{i}" for i in range(40))
     results = evaluate(make_account([regional("us-east-1")], regions=regions), now=NOW)
-    detail = next(r.detail for r in results if r.control == "CIS-3.1")
+    detail = next(r.detail for r in results if r.control == "TK-REGIONS")
     assert "(+" in detail and "more)" in detail
     assert all("\n" not in r.detail and len(r.detail) <= 400 for r in results)
 

@@ -17,10 +17,12 @@ import parliament
 import pytest
 
 from support.aws_usage import USAGE_KEY, AwsUsage
+from support.cis_monitoring import make_monitoring
 from support.moto_server import MotoServer
+from support.s3control_front import s3control_on_endpoint_host
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.trail import TrailSpec
-from trailkeeper.aws.account_state import observe_for_trails
+from trailkeeper.aws.account_state import observe_account, observe_for_trails
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.aws.topics import TopicClient
 from trailkeeper.iam_policy import (
@@ -273,6 +275,11 @@ def run_every_reconcile_path(aws: AwsSessions) -> None:
     # The compliance observation of the Trail (enabled regions, its trails and their buckets).
     observed = observe_for_trails(aws, None, list(REGIONS), "audit")
     assert set(observed.state.buckets) == {f"tk-iam-audit-{region}" for region in REGIONS}
+    # The operator's compliance observation of the account, the Monitoring section's reads included.
+    make_monitoring(lambda service: aws.client(service, "us-east-1"), "us-east-1", bucket="tk-iam-cis")
+    with s3control_on_endpoint_host():
+        assert observe_account(aws, None, regions=list(REGIONS)).state.monitoring is not None
+    aws.client("cloudtrail", "us-east-1").delete_trail(Name="cis-audit")
 
     arn = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/audit"
     drift_everything(aws, arn)

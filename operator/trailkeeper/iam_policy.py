@@ -95,6 +95,11 @@ REQUIRED_OPERATIONS: Final[dict[str, set[str]]] = {
     "kms": {"DescribeKey"},
     # The compliance observation: which regions the account has enabled (CIS 3.1 coverage).
     "ec2": {"DescribeRegions"},
+    # The compliance observation: the account-level Block Public Access (CIS 3.3, TK-BUCKET-BPA).
+    "s3control": {"GetPublicAccessBlock"},
+    # The compliance observation of the Monitoring section: filters on the trails' log groups and alarms.
+    "logs": {"DescribeMetricFilters"},
+    "cloudwatch": {"DescribeAlarms"},
 }
 
 # Any authenticated principal may call these; no policy can allow or deny them.
@@ -113,6 +118,7 @@ _ACTIONS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     # There is no s3:DeleteLifecycleConfiguration: removing the configuration is a put.
     ("s3", "DeleteBucketLifecycle"): ("s3:PutLifecycleConfiguration",),
     ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
+    ("s3control", "GetPublicAccessBlock"): ("s3:GetAccountPublicAccessBlock",),
     # CreateTrail's TagsList is authorized as AddTags too (a dependent action). Both calls may name a
     # CloudWatch Logs role for CloudTrail to assume, which the caller must be allowed to pass.
     ("cloudtrail", "CreateTrail"): ("cloudtrail:CreateTrail", "cloudtrail:AddTags", "iam:PassRole"),
@@ -166,6 +172,10 @@ _ASSUME_ROLES = _Grant("StsAssumeTrailAccountRoles", "arn:{partition}:iam::*:rol
 _KEYS = _Grant("KmsResolveKeyAliases", "arn:{partition}:kms:*:*:key/*")
 # DescribeRegions supports no resource-level permissions either.
 _EC2_ANY = _Grant("Ec2DescribeRegions", "*")
+# Nor does s3:GetAccountPublicAccessBlock (the account is the resource).
+_S3_ACCOUNT = _Grant("S3AccountPublicAccessBlock", "*")
+_LOG_GROUPS = _Grant("LogsMetricFilters", "arn:{partition}:logs:*:*:log-group:*")
+_ALARMS = _Grant("CloudWatchAlarms", "arn:{partition}:cloudwatch:*:*:alarm:*")
 # Only CloudTrail may be handed a role (its CloudWatch Logs delivery role), nothing else.
 _PASS_ROLE = _Grant(
     "PassCloudWatchLogsRoleToCloudTrail",
@@ -183,6 +193,9 @@ _GRANTS: Final[tuple[_Grant, ...]] = (
     _ASSUME_ROLES,
     _KEYS,
     _EC2_ANY,
+    _S3_ACCOUNT,
+    _LOG_GROUPS,
+    _ALARMS,
     _PASS_ROLE,
 )
 _GRANT_OF_ACTION: Final[Mapping[str, _Grant]] = {
@@ -191,6 +204,7 @@ _GRANT_OF_ACTION: Final[Mapping[str, _Grant]] = {
     "sns:SetSubscriptionAttributes": _SUBSCRIPTIONS,
     "sns:Unsubscribe": _SUBSCRIPTIONS,
     "iam:PassRole": _PASS_ROLE,
+    "s3:GetAccountPublicAccessBlock": _S3_ACCOUNT,
 }
 _GRANT_OF_SERVICE: Final[Mapping[str, _Grant]] = {
     "cloudtrail": _TRAILS,
@@ -199,6 +213,8 @@ _GRANT_OF_SERVICE: Final[Mapping[str, _Grant]] = {
     "sts": _ASSUME_ROLES,
     "kms": _KEYS,
     "ec2": _EC2_ANY,
+    "logs": _LOG_GROUPS,
+    "cloudwatch": _ALARMS,
 }
 
 

@@ -1,8 +1,10 @@
 """What an account's CloudTrail trails and their delivery buckets are, read for the CIS evaluator.
 
 `core.compliance.evaluate` is pure: it judges an `ObservedAccountState`. This module fills one in, reading
-only (DescribeRegions, DescribeTrails, GetTrailStatus, GetEventSelectors and four S3 bucket reads), each at
-most once per region, trail or bucket:
+only (DescribeRegions, DescribeTrails, GetTrailStatus, GetEventSelectors, five S3 bucket reads, the
+account's Block Public Access through s3control, and for the Monitoring section DescribeMetricFilters,
+DescribeAlarms and ListSubscriptionsByTopic), each at most once per region, trail, bucket, log group or
+topic:
 
 * `observe_account` reads every trail of every enabled region and every bucket they deliver to (the
   `trailkeeper audit` command);
@@ -36,8 +38,10 @@ from trailkeeper.core.compliance import (
     CIS_3_1,
     ObservedAccountState,
     ObservedBucketState,
+    ObservedMonitoring,
     ObservedTrailState,
     evaluate,
+    log_group_of,
 )
 
 __all__ = [
@@ -76,6 +80,8 @@ _PUBLIC_GRANTEES = frozenset(
     }
 )
 _TRAIL_NOT_FOUND = "TrailNotFoundException"
+# s3control GetPublicAccessBlock of an account that never set one.
+_NO_ACCOUNT_BLOCK = "NoSuchPublicAccessBlockConfiguration"
 # Everything a boto3 call made through AwsSessions may raise about AWS (the rate limiter's timeout
 # included); whatever this module does not handle leaves it as an AwsError.
 _AWS_ERRORS = (ClientError, BotoCoreError, AwsError, RateLimitTimeoutError)
@@ -151,14 +157,16 @@ def observe_account(
     regions: Sequence[str] | None = None,
     bucket_region: str | None = None,
     region_cache: EnabledRegionsCache | None = None,
+    monitoring: bool = True,
 ) -> AccountObservation:
-    """Every trail in every enabled region of the account, and every bucket they deliver to.
+    """Every trail in every enabled region of the account, every bucket they deliver to, the account's
+    Block Public Access and (`monitoring`) the metric filters, alarms and topics of the trails' log groups.
 
     `regions` are the enabled regions to check (DescribeRegions otherwise). `bucket_region` is where S3
     calls go (default: each trail's home region; botocore follows S3's redirect when a bucket is
     elsewhere). Raises AwsError for failures that are not denials (throttling after retries, outages).
     """
-    observer = _Observer(sessions, account, bucket_region)
+    observer = _Observer(sessions, account, bucket_region, monitoring=monitoring)
     enabled, source = observer.enabled_regions(regions, region_cache)
     listed = observer.list_trails(sorted(enabled) if enabled is not None else observer.fallback_regions(()))
     if enabled is None:
@@ -308,8 +316,16 @@ def _event_selectors(
 class _Observer:
     """The reads of one observation, and the notes of what they could not read."""
 
-    def __init__(self, sessions: AwsSessions, account: AccountRef | None, bucket_region: str | None) -> None:
+    def __init__(
+        self,
+        sessions: AwsSessions,
+        account: AccountRef | None,
+        bucket_region: str | None,
+        *,
+        monitoring: bool = False,
+    ) -> None:
         self.sessions = sessions
+        self.monitoring = monitoring
         self.account = account
         self.bucket_region = bucket_region
         self.notes: list[str] = []
@@ -496,6 +512,7 @@ class _Observer:
                 self.notes.append(f"bucket {bucket}: not readable (another account's, or access denied)")
                 return None
             grants = s3.get_bucket_acl(Bucket=bucket).get("Grants", [])
+            versioning = s3.get_bucket_versioning(Bucket=bucket)
         except json.JSONDecodeError:
             self.notes.append(f"bucket {bucket}: its policy is not valid JSON")
             return None
@@ -517,7 +534,103 @@ class _Observer:
             policy=seen.policy,
             logging_enabled=seen.logging_enabled,
             acl_grants_public=public,
+            versioning=versioning.get("Status"),
+            mfa_delete=versioning.get("MFADelete"),
         )
+
+    def account_public_access_block(self) -> Mapping[str, bool] | None:
+        """The account-level Block Public Access (s3control GetPublicAccessBlock); None when the account
+        has none, or (with a note) when it cannot be read."""
+        client = self.sessions.client("s3control", self.sessions.default_region, self.account)
+        try:
+            response = client.get_public_access_block(AccountId=self.account_id)
+        except _AWS_ERRORS as error:
+            if isinstance(error, ClientError) and _code(error) == _NO_ACCOUNT_BLOCK:
+                return None
+            # Whatever the failure, the account block is taken as off: it can only turn verdicts to
+            # pass, so not knowing it makes them stricter, never wrongly passing.
+            failure = classify(error, "GetPublicAccessBlock")
+            self.notes.append(f"account Block Public Access not readable ({failure.code}); taken as off")
+            return None
+        config = response.get("PublicAccessBlockConfiguration") or {}
+        return {str(key): bool(value) for key, value in config.items()}
+
+    # -- the Monitoring section ---------------------------------------------------------------------
+
+    def observe_monitoring(self, trails: Iterable[_ListedTrail]) -> ObservedMonitoring:
+        """DescribeMetricFilters of each log group a trail delivers to, DescribeAlarms in each region
+        holding one, and ListSubscriptionsByTopic of each SNS topic an alarm on a filter's metric notifies."""
+        groups: set[tuple[str, str]] = set()
+        for trail in trails:
+            where = log_group_of(str(trail.settings.get("CloudWatchLogsLogGroupArn") or ""))
+            if where is not None:
+                groups.add(where)
+        filters: dict[str, list[dict[str, Any]]] = {}
+        for region, group in sorted(groups):
+            logs = self.sessions.client("logs", region, self.account)
+            try:
+                pages = logs.get_paginator("describe_metric_filters").paginate(logGroupName=group)
+                filters[f"{region}/{group}"] = [
+                    dict(f) for page in pages for f in page.get("metricFilters", [])
+                ]
+            except _AWS_ERRORS as error:
+                if isinstance(error, ClientError) and _code(error) == "ResourceNotFoundException":
+                    self.notes.append(f"log group {region}/{group}: does not exist")
+                    filters[f"{region}/{group}"] = []
+                    continue
+                failure = self._denied_or_raise(error, "DescribeMetricFilters")
+                self.notes.append(f"log group {region}/{group}: metric filters not readable ({failure.code})")
+        metrics = {
+            (region, str(t.get("metricName")), str(t.get("metricNamespace")))
+            for key, entries in filters.items()
+            for region in [key.split("/", 1)[0]]
+            for entry in entries
+            for t in entry.get("metricTransformations") or ()
+        }
+        alarms: dict[str, list[dict[str, Any]]] = {}
+        for region in sorted({region for region, _, _ in metrics}):
+            cloudwatch = self.sessions.client("cloudwatch", region, self.account)
+            try:
+                pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+                found = [dict(a) for page in pages for a in page.get("MetricAlarms", [])]
+            except _AWS_ERRORS as error:
+                failure = self._denied_or_raise(error, "DescribeAlarms")
+                self.notes.append(f"{region}: alarms not readable ({failure.code})")
+                continue
+            alarms[region] = [
+                a for a in found if (region, str(a.get("MetricName")), str(a.get("Namespace"))) in metrics
+            ]
+        topics = sorted(
+            {
+                str(t)
+                for entries in alarms.values()
+                for a in entries
+                for t in a.get("AlarmActions") or ()
+                if ":sns:" in str(t)
+            }
+        )
+        return ObservedMonitoring(
+            metric_filters=filters, alarms=alarms, subscribers=self._subscribers(topics)
+        )
+
+    def _subscribers(self, topics: Sequence[str]) -> dict[str, int]:
+        """Confirmed subscriptions per topic: those whose SubscriptionArn is an ARN (the CIS audit's
+        test; a pending one reads "PendingConfirmation")."""
+        counts: dict[str, int] = {}
+        for topic in topics:
+            region = topic.split(":")[3]
+            sns = self.sessions.client("sns", region, self.account)
+            try:
+                pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+                subscriptions = [s for page in pages for s in page.get("Subscriptions", [])]
+            except _AWS_ERRORS as error:
+                failure = self._denied_or_raise(error, "ListSubscriptionsByTopic", also_not_found=True)
+                self.notes.append(f"topic {topic}: subscriptions not readable ({failure.code})")
+                continue
+            counts[topic] = sum(
+                1 for s in subscriptions if str(s.get("SubscriptionArn", "")).startswith("arn:")
+            )
+        return counts
 
     # -- result -----------------------------------------------------------------------------------
 
@@ -526,6 +639,8 @@ class _Observer:
         listed: Mapping[str, _ListedTrail],
         enabled: frozenset[str],
         buckets: Mapping[str, ObservedBucketState] | None = None,
+        account_block: Mapping[str, bool] | None = None,
+        monitoring: ObservedMonitoring | None = None,
     ) -> ObservedAccountState:
         """The account as read so far: every copy (home and shadows) of each trail whose reads are done."""
         trails: list[ObservedTrailState] = []
@@ -557,7 +672,12 @@ class _Observer:
                     )
                 )
         return ObservedAccountState(
-            account_id=self.account_id, enabled_regions=enabled, trails=trails, buckets=dict(buckets or {})
+            account_id=self.account_id,
+            enabled_regions=enabled,
+            trails=trails,
+            buckets=dict(buckets or {}),
+            account_public_access_block=account_block,
+            monitoring=monitoring,
         )
 
     def result(
@@ -570,8 +690,12 @@ class _Observer:
     ) -> AccountObservation:
         present = {arn for arn in about if arn in self.reads}
         buckets = self.observe_buckets(listed[arn] for arn in sorted(present))
+        account_block = self.account_public_access_block() if buckets else None
+        monitoring = None
+        if self.monitoring:
+            monitoring = self.observe_monitoring(listed[arn] for arn in sorted(listed) if arn in self.reads)
         return AccountObservation(
-            state=self.state(listed, enabled, buckets),
+            state=self.state(listed, enabled, buckets, account_block, monitoring),
             notes=tuple(self.notes),
             trail_arns=frozenset(present),
             regions_source=source,

@@ -1,9 +1,10 @@
-"""`trailkeeper audit`: the CIS CloudTrail controls over an account's existing trails, whoever made them.
+"""`trailkeeper audit`: the CIS CloudTrail and Monitoring controls over an account, whoever made its trails.
 
 Observe-only: it reads the account (`aws.account_state.observe_account`), judges it with the pure
-evaluator (`core.compliance.evaluate`) and prints per trail and per control what passed and failed, as a
-table for people, JSON for scripts or JUnit XML for CI test reports. Exit 0 when every control passed,
-3 when one failed (so a pipeline can gate on it), 1 when the account could not be read.
+evaluator (`core.compliance.evaluate`) and prints, for the account and per trail, each control's
+verdict (PASS, FAIL or UNKNOWN), as a table for people, JSON for scripts or JUnit XML for CI test
+reports. Exit 0 when every control passed, 3 when one failed or could not be decided yet (a gate
+passes only what was shown to comply), 1 when the account could not be read.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from trailkeeper.aws.account_state import AccountObservation, observe_account
 from trailkeeper.aws.errors import AwsError, classify
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
 from trailkeeper.aws.session import AccountRef, AwsSessions
-from trailkeeper.core.compliance import CIS_3_1, ControlResult, ObservedTrailState, evaluate
+from trailkeeper.core.compliance import (
+    ACCOUNT_CONTROL_IDS,
+    ControlResult,
+    ObservedTrailState,
+    evaluate,
+    versions_text,
+)
 
 __all__ = [
     "EXIT_FAILED_CONTROLS",
@@ -60,15 +67,15 @@ class AuditRow:
 
 
 def audit_rows(observation: AccountObservation) -> list[AuditRow]:
-    """CIS-3.1 for the account, then every other control per trail (sorted by home region and name)."""
+    """The account-wide controls (CIS-3.1, TK-REGIONS, the Monitoring section), then every other control
+    per trail (sorted by home region and name)."""
     state = observation.state
-    account_wide = next(r for r in evaluate(state, trail_arns=set()) if r.control == CIS_3_1.id)
-    rows = [AuditRow(None, account_wide)]
+    rows = [AuditRow(None, r) for r in evaluate(state, trail_arns=set()) if r.control in ACCOUNT_CONTROL_IDS]
     for trail in _distinct_trails(state.trails, observation.trail_arns):
         rows += [
             AuditRow(trail, result)
             for result in evaluate(state, trail_arns={trail.arn})
-            if result.control != CIS_3_1.id
+            if result.control not in ACCOUNT_CONTROL_IDS
         ]
     return rows
 
@@ -88,9 +95,14 @@ def _distinct_trails(trails: Sequence[ObservedTrailState], arns: frozenset[str])
 
 
 def _summary(rows: Sequence[AuditRow]) -> str:
-    passed = sum(r.result.passed for r in rows)
-    failed = len(rows) - passed
-    return f"{passed} of {len(rows)} controls passed" + (f"; {failed} failed" if failed else "")
+    passed = sum(r.result.passed is True for r in rows)
+    failed = sum(r.result.passed is False for r in rows)
+    unknown = len(rows) - passed - failed
+    return (
+        f"{passed} of {len(rows)} controls passed"
+        + (f"; {failed} failed" if failed else "")
+        + (f"; {unknown} unknown" if unknown else "")
+    )
 
 
 def _count(number: int, noun: str) -> str:
@@ -111,10 +123,15 @@ def _regions_text(observation: AccountObservation) -> str:
 
 
 def _control_lines(result: ControlResult) -> list[str]:
-    mark = "PASS" if result.passed else "FAIL"
+    mark = {True: "PASS", False: "FAIL", None: "UNKN"}[result.passed]
     head = f"  {mark}  {result.control:<9} {result.title}"
     detail = textwrap.wrap(result.detail, WIDTH, initial_indent=_INDENT, subsequent_indent=_INDENT)
-    return [_clip(head), *detail]
+    fix: list[str] = []
+    if result.passed is not True and result.remediation:
+        fix = textwrap.wrap(
+            "fix: " + result.remediation, WIDTH, initial_indent=_INDENT, subsequent_indent=_INDENT + "     "
+        )
+    return [_clip(head), *detail, *fix]
 
 
 def render_table(observation: AccountObservation, rows: Sequence[AuditRow]) -> str:
@@ -142,7 +159,8 @@ def render_table(observation: AccountObservation, rows: Sequence[AuditRow]) -> s
 
 
 def render_json(rows: Sequence[AuditRow]) -> str:
-    """A list of {trail, trailArn, homeRegion, control, title, passed, detail}; trail null: account-wide."""
+    """A list of {trail, trailArn, homeRegion, control, title, passed, state, cis, detail, remediation};
+    trail null: account-wide; passed null: Unknown."""
     entries: list[dict[str, Any]] = [
         {
             "trail": row.trail.name if row.trail else None,
@@ -151,7 +169,11 @@ def render_json(rows: Sequence[AuditRow]) -> str:
             "control": row.result.control,
             "title": row.result.title,
             "passed": row.result.passed,
+            "state": row.result.state,
+            "cis": dict(row.result.cis),
+            "benchmark": versions_text(row.result.cis),
             "detail": row.result.detail,
+            "remediation": row.result.remediation,
         }
         for row in rows
     ]
@@ -160,8 +182,9 @@ def render_json(rows: Sequence[AuditRow]) -> str:
 
 def render_junit(observation: AccountObservation, rows: Sequence[AuditRow]) -> str:
     """One testsuite, one testcase per (trail, control), a <failure> for each failed control."""
-    failures = sum(not r.result.passed for r in rows)
-    counts = {"tests": str(len(rows)), "failures": str(failures), "errors": "0", "skipped": "0"}
+    failures = sum(r.result.passed is False for r in rows)
+    skipped = sum(r.result.passed is None for r in rows)
+    counts = {"tests": str(len(rows)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
     root = ET.Element("testsuites", {"name": "trailkeeper", **counts})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
     properties = ET.SubElement(suite, "properties")
@@ -178,11 +201,13 @@ def render_junit(observation: AccountObservation, rows: Sequence[AuditRow]) -> s
             suite, "testcase", {"classname": row.subject, "name": f"{row.result.control} {row.result.title}"}
         )
         # The JUnit schema wants <failure> before <system-out>.
-        if not row.result.passed:
+        if row.result.passed is False:
             failure = ET.SubElement(
                 case, "failure", {"message": row.result.detail, "type": row.result.control}
             )
             failure.text = row.result.detail
+        elif row.result.passed is None:
+            ET.SubElement(case, "skipped", {"message": f"unknown: {row.result.detail}"})
         if row.trail is not None:
             ET.SubElement(case, "system-out").text = row.trail.arn
     ET.indent(root)
@@ -246,9 +271,9 @@ def audit(
     role_arn: str | None,
     external_id: str | None,
 ) -> None:
-    """Observe-only CIS CloudTrail audit of an account's existing trails.
+    """Observe-only CIS CloudTrail and Monitoring audit of an account's existing trails.
 
-    Exit 0: every control passed; 3: a control failed; 1: the account could not be read.
+    Exit 0: every control passed; 3: a control failed or is unknown; 1: the account could not be read.
     """
     wanted = _parse_regions(regions)
     if external_id and not role_arn:
@@ -281,4 +306,4 @@ def audit(
         click.echo(render_junit(observation, rows), nl=False)
     else:
         click.echo(render_table(observation, rows), nl=False)
-    sys.exit(0 if all(r.result.passed for r in rows) else EXIT_FAILED_CONTROLS)
+    sys.exit(0 if all(r.result.passed is True for r in rows) else EXIT_FAILED_CONTROLS)

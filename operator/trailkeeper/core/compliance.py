@@ -1,28 +1,30 @@
-"""CIS AWS Foundations Benchmark CloudTrail controls, evaluated over what AWS holds (not over the spec).
+"""CIS AWS Foundations Benchmark controls over the CloudTrail logs, evaluated over what AWS holds.
 
 The spec says what a Trail should be; compliance is about what the account actually has, including
-trails and bucket settings trailkeeper does not own. The reconciler observes AWS into the `Observed*`
+trails, buckets and alarms trailkeeper does not own. The aws/ layer observes AWS into the `Observed*`
 dataclasses below and `evaluate` turns them into one `ControlResult` per control, which becomes
-`status.compliance` and the `Compliant` condition.
+`status.compliance`, the `Compliant` condition and the rows of `trailkeeper audit`.
 
-Control ids use the numbering of CIS AWS Foundations Benchmark v1.5.0 / v2.0.0 (identical in section 3,
-"Logging"); each title carries the number the same recommendation has in v3.0.0, or says it is not
-in v3.0.0. v3.0.0 dropped "the S3 bucket used to store CloudTrail logs is not publicly accessible"
-(v2.0.0 3.3) and "CloudTrail trails are integrated with CloudWatch Logs" (v2.0.0 3.4) and moved AWS
-Config to 3.3, so the later recommendations shift down; AWS Security Hub's CIS v3.0.0 standard likewise
-keeps only CloudTrail.1, .2, .4 and .7 of the CloudTrail controls.
+Each CIS control follows its benchmark's audit procedure and carries its number in every version of the
+benchmark that has it (`cis`, from Prowler's maps prowler/compliance/aws/cis_<version>_aws.json); its id
+is its number in v1.5.0. Where trailkeeper judges more strictly than the benchmark text (Block Public
+Access on the log bucket, every enabled region covered), that judgement is a `TK-` control of its own,
+never a CIS id. docs/compliance.md gives each control's rule and its source.
+
+A control passes (True), fails (False) or cannot be decided yet (None, Unknown): CIS-3.4 before a trail's
+first delivery to CloudWatch Logs.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trailkeeper.api.trail import ComplianceResult
+from trailkeeper.core.monitoring import METRIC_FILTER_CONTROLS, MetricFilterControl
 
 # --------------------------------------------------------------------------------------------------
 # Observed state: what the aws/ layer read, in the shapes of the AWS APIs it came from.
@@ -64,7 +66,8 @@ class ObservedBucketState:
     """A delivery bucket's access settings.
 
     `public_access_block` is GetPublicAccessBlock's PublicAccessBlockConfiguration (None when the
-    bucket has none); `policy` is the parsed bucket policy (None when there is none).
+    bucket has none); `policy` is the parsed bucket policy (None when there is none); `versioning` and
+    `mfa_delete` are GetBucketVersioning's Status and MFADelete (None when never set).
     """
 
     name: str
@@ -72,79 +75,215 @@ class ObservedBucketState:
     policy: Mapping[str, Any] | None = None
     logging_enabled: bool = False
     acl_grants_public: bool = False
+    versioning: str | None = None
+    mfa_delete: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservedMonitoring:
+    """What the Monitoring section's audit reads, for the log groups of the account's trails.
+
+    `metric_filters` maps "region/log-group" to DescribeMetricFilters' entries (a group absent from it
+    was not read); `alarms` maps a region to DescribeAlarms' MetricAlarms; `subscribers` maps an SNS
+    topic ARN to how many of its subscriptions are confirmed (SubscriptionArn is an ARN).
+    """
+
+    metric_filters: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    alarms: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    subscribers: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ObservedAccountState:
-    """Every trail seen in every enabled region of one account, and the buckets they deliver to."""
+    """Every trail seen in every enabled region of one account, the buckets they deliver to, the
+    account-level Block Public Access (s3control; None when it has none or it could not be read) and
+    what the Monitoring section needs (None: not read, those controls are not evaluated)."""
 
     account_id: str
     enabled_regions: frozenset[str]
     trails: Sequence[ObservedTrailState]
     buckets: Mapping[str, ObservedBucketState]
+    account_public_access_block: Mapping[str, bool] | None = None
+    monitoring: ObservedMonitoring | None = None
 
 
 @dataclass(frozen=True)
 class ControlResult:
-    """The outcome of one control: `control` in v1.5/v2.0 numbering, `cis_v3` its v3.0 number (None
-    when v3.0 has no such recommendation), and one line of what was seen."""
+    """The outcome of one control: `passed` True, False or None (Unknown), one line of what was seen,
+    the control's number per CIS version (`cis`, empty for TK- controls) and what fixes it."""
 
     control: str
-    cis_v3: str | None
     title: str
-    passed: bool
+    passed: bool | None
     detail: str
+    cis: Mapping[str, str] = field(default_factory=dict)
+    remediation: str = ""
+
+    @property
+    def state(self) -> str:
+        return {True: "Pass", False: "Fail", None: "Unknown"}[self.passed]
 
 
 # --------------------------------------------------------------------------------------------------
 # The controls
 # --------------------------------------------------------------------------------------------------
 
+_VERSIONS = ("1.5", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0")
+
+
+def _numbers(*numbers: str | None) -> dict[str, str]:
+    """A control's number in v1.5 … v7.0, in that order (None: not in that version)."""
+    return {v: n for v, n in zip(_VERSIONS, numbers, strict=True) if n is not None}
+
+
+def versions_text(cis: Mapping[str, str]) -> str:
+    """ "CIS 1.5-5.0 3.1, 6.0-7.0 4.1": versions with the same number grouped (they are consecutive)."""
+    if not cis:
+        return "trailkeeper"
+    groups: list[tuple[list[str], str]] = []
+    for version in _VERSIONS:
+        number = cis.get(version)
+        if number is None:
+            continue
+        if groups and groups[-1][1] == number:
+            groups[-1][0].append(version)
+        else:
+            groups.append(([version], number))
+    parts = [f"{vs[0]}-{vs[-1]} {n}" if len(vs) > 1 else f"{vs[0]} {n}" for vs, n in groups]
+    return "CIS " + ", ".join(parts)
+
 
 @dataclass(frozen=True)
-class _Control:
+class Control:
     id: str
-    v3: str | None
     name: str
+    cis: Mapping[str, str]
+    remediation: str
 
     @property
     def title(self) -> str:
-        note = f"v3.0: {self.v3.removeprefix('CIS-')}" if self.v3 else "not in v3.0"
-        return f"{self.name} ({note})"
+        return f"{self.name} ({versions_text(self.cis)})"
 
-    def result(self, passed: bool, detail: str) -> ControlResult:
-        return ControlResult(self.id, self.v3, self.title, passed, _one_line(detail))
+    def result(self, passed: bool | None, detail: str) -> ControlResult:
+        return ControlResult(self.id, self.title, passed, _one_line(detail), dict(self.cis), self.remediation)
 
 
-# CIS v2.0.0 "3.1 Ensure CloudTrail is enabled in all regions" (v3.0.0 3.1; Security Hub CloudTrail.1
-# "…at least one multi-Region trail that includes read and write management events"; Prowler
-# cloudtrail_multi_region_enabled and cloudtrail_multi_region_enabled_logging_management_events).
-CIS_3_1 = _Control("CIS-3.1", "CIS-3.1", "multi-region coverage")
-# "3.2 Ensure CloudTrail log file validation is enabled" (v3.0.0 3.2; CloudTrail.4;
-# Prowler cloudtrail_log_file_validation_enabled).
-CIS_3_2 = _Control("CIS-3.2", "CIS-3.2", "log file validation")
-# "3.3 Ensure the S3 bucket used to store CloudTrail logs is not publicly accessible" (removed in
-# v3.0.0; CloudTrail.6; Prowler cloudtrail_logs_s3_bucket_is_not_publicly_accessible).
-CIS_3_3 = _Control("CIS-3.3", None, "log bucket not publicly accessible")
-# "3.4 Ensure CloudTrail trails are integrated with CloudWatch Logs" (removed in v3.0.0; CloudTrail.5;
-# Prowler cloudtrail_cloudwatch_logging_enabled).
-CIS_3_4 = _Control("CIS-3.4", None, "CloudWatch Logs integration")
-# "3.6 Ensure S3 bucket access logging is enabled on the CloudTrail S3 bucket" (v3.0.0 3.4;
-# CloudTrail.7; Prowler cloudtrail_logs_s3_bucket_access_logging_enabled).
-CIS_3_6 = _Control("CIS-3.6", "CIS-3.4", "log bucket access logging")
-# "3.7 Ensure CloudTrail logs are encrypted at rest using KMS CMKs" (v3.0.0 3.5; CloudTrail.2;
-# Prowler cloudtrail_kms_encryption_enabled).
-CIS_3_7 = _Control("CIS-3.7", "CIS-3.5", "log encryption with KMS")
-# "3.10 / 3.11 Ensure that Object-level logging for write / read events is enabled for S3 bucket"
-# (v3.0.0 3.8 / 3.9; Prowler cloudtrail_s3_dataevents_write_enabled / _read_enabled).
-CIS_3_10 = _Control("CIS-3.10", "CIS-3.8", "S3 object-level write events")
-CIS_3_11 = _Control("CIS-3.11", "CIS-3.9", "S3 object-level read events")
+CIS_3_1 = Control(
+    "CIS-3.1",
+    "multi-region trail logging all management events",
+    _numbers("3.1", "3.1", "3.1", "3.1", "3.1", "4.1", "4.1"),
+    "Have a trail with IsMultiRegionTrail true, logging, with an event selector for read and write "
+    "management events (a Trail with multiRegion: true).",
+)
+TK_REGIONS = Control(
+    "TK-REGIONS",
+    "every enabled region covered by logging trails",
+    {},
+    "Cover each enabled region with a logging trail recording read and write management events, one "
+    "of them recording global service events (or use a multi-region trail).",
+)
+CIS_3_2 = Control(
+    "CIS-3.2",
+    "log file validation",
+    _numbers("3.2", "3.2", "3.2", "3.2", "3.2", "4.2", "4.2"),
+    "Set logFileValidation: true (UpdateTrail --enable-log-file-validation).",
+)
+CIS_3_3 = Control(
+    "CIS-3.3",
+    "log bucket not publicly accessible",
+    _numbers("3.3", "3.3", None, None, None, None, None),
+    "Remove ACL grants to AllUsers and AuthenticatedUsers and bucket policy statements allowing "
+    'Principal "*", or turn on Block Public Access (bucket or account).',
+)
+TK_BUCKET_BPA = Control(
+    "TK-BUCKET-BPA",
+    "Block Public Access in effect on the log bucket",
+    {},
+    "Turn on all four Block Public Access settings on the bucket (PutPublicAccessBlock) or the account "
+    "(s3control PutPublicAccessBlock).",
+)
+CIS_3_4 = Control(
+    "CIS-3.4",
+    "trails delivering to CloudWatch Logs",
+    _numbers("3.4", "3.4", None, None, None, None, None),
+    "Set spec.monitoring (or cloudWatchLogs) and keep the trail logging; delivery must be at most a day old.",
+)
+CIS_3_6 = Control(
+    "CIS-3.6",
+    "log bucket access logging",
+    _numbers("3.6", "3.6", "3.4", "3.4", "3.4", "4.4", "4.4"),
+    "Turn on server access logging on the log bucket (PutBucketLogging), to another bucket.",
+)
+CIS_3_7 = Control(
+    "CIS-3.7",
+    "log encryption with KMS",
+    _numbers("3.7", "3.7", "3.5", "3.5", "3.5", "4.5", "4.5"),
+    "Set destination.kmsKeyId to a KMS key CloudTrail may use.",
+)
+CIS_3_10 = Control(
+    "CIS-3.10",
+    "S3 object-level write events",
+    _numbers("3.10", "3.10", "3.8", "3.8", "3.8", "4.8", "4.8"),
+    "Add an event selector recording write (or all) AWS::S3::Object data events for all buckets.",
+)
+CIS_3_11 = Control(
+    "CIS-3.11",
+    "S3 object-level read events",
+    _numbers("3.11", "3.11", "3.9", "3.9", "3.9", "4.9", "4.9"),
+    "Add an event selector recording read (or all) AWS::S3::Object data events for all buckets.",
+)
+CIS_MFA_DELETE = Control(
+    "CIS-2.1.3",
+    "MFA Delete on the log bucket",
+    _numbers("2.1.3", "2.1.2", "2.1.2", "2.1.2", "2.1.2", "3.1.2", "3.1.2"),
+    "Only the account's root user can enable MFA Delete (PutBucketVersioning with MFA, from the CLI or "
+    "API with the root user's MFA device); trailkeeper cannot, and does not try.",
+)
+TK_BUCKET_VERSIONING = Control(
+    "TK-BUCKET-VERSIONING",
+    "versioning on the log bucket",
+    {},
+    "Enable versioning on the log bucket (PutBucketVersioning Status=Enabled); MFA Delete needs it.",
+)
 
-CONTROLS: tuple[_Control, ...] = (CIS_3_1, CIS_3_2, CIS_3_3, CIS_3_4, CIS_3_6, CIS_3_7, CIS_3_10, CIS_3_11)
+
+def _monitoring_control(spec: MetricFilterControl) -> Control:
+    return Control(
+        spec.id,
+        spec.name,
+        spec.cis,
+        "Set spec.monitoring on a multi-region Trail: trailkeeper creates the metric filter "
+        f"({spec.filter_name}) and its alarm; the alarm's SNS topic needs a confirmed subscription.",
+    )
+
+
+MONITORING_CONTROLS: tuple[Control, ...] = tuple(_monitoring_control(c) for c in METRIC_FILTER_CONTROLS)
+_METRIC_FILTER_OF = dict(zip((c.id for c in MONITORING_CONTROLS), METRIC_FILTER_CONTROLS, strict=True))
+
+# Benchmark order, each TK- control after the CIS control it is stricter than.
+LOGGING_CONTROLS: tuple[Control, ...] = (
+    CIS_MFA_DELETE,
+    TK_BUCKET_VERSIONING,
+    CIS_3_1,
+    TK_REGIONS,
+    CIS_3_2,
+    CIS_3_3,
+    TK_BUCKET_BPA,
+    CIS_3_4,
+    CIS_3_6,
+    CIS_3_7,
+    CIS_3_10,
+    CIS_3_11,
+)
+CONTROLS: tuple[Control, ...] = LOGGING_CONTROLS + MONITORING_CONTROLS
 CONTROL_IDS: tuple[str, ...] = tuple(c.id for c in CONTROLS)
+# Controls about the whole account, not about particular trails.
+ACCOUNT_CONTROL_IDS: frozenset[str] = frozenset(
+    {CIS_3_1.id, TK_REGIONS.id} | {c.id for c in MONITORING_CONTROLS}
+)
 _BY_ID = {c.id: c for c in CONTROLS}
 
-# The CIS audit of 3.4 asks for a LatestCloudWatchLogsDeliveryTime about a day old at most.
+# The CIS audit of 3.4 asks for a LatestCloudWatchLogsDeliveryTime at most a day old.
 CLOUDWATCH_DELIVERY_MAX_AGE = timedelta(hours=24)
 
 _READ = "read"
@@ -157,7 +296,7 @@ _S3_OBJECT = "AWS::S3::Object"
 _ALL_BUCKETS = re.compile(r"^arn:aws[a-z-]*:s3(:::)?$")
 _POSITIVE_OPS = ("Equals", "StartsWith", "EndsWith")
 _NEGATIVE_OPS = ("NotEquals", "NotStartsWith", "NotEndsWith")
-_PUBLIC_ACCESS_BLOCK_FLAGS = (
+PUBLIC_ACCESS_BLOCK_FLAGS = (
     "BlockPublicAcls",
     "IgnorePublicAcls",
     "BlockPublicPolicy",
@@ -172,9 +311,10 @@ def evaluate(
 ) -> list[ControlResult]:
     """Every control over the observed account, in benchmark order.
 
-    `trail_arns` narrows the trail-specific controls (validation, bucket, CloudWatch, KMS, S3 object
-    events) to the trails of one Trail resource; CIS-3.1 is about the whole account and always looks at
-    every trail in it. `now` is the time CloudWatch delivery ages are measured against (default: now).
+    `trail_arns` narrows the trail-specific controls (validation, buckets, CloudWatch, KMS, S3 object
+    events) to the trails of one Trail resource; the account controls (CIS-3.1, TK-REGIONS and the
+    Monitoring section) always look at every trail. The Monitoring section is evaluated only when it
+    was observed (`account.monitoring`). `now` is the time delivery ages are measured against.
     """
     now = _aware(now or datetime.now(UTC))
     distinct = _distinct_trails(account.trails)
@@ -187,7 +327,27 @@ def evaluate(
         none_seen = "none of this resource's trails was observed"
         required = _regions_of(scoped, account.enabled_regions)
     buckets = sorted({t.s3_bucket for t in scoped if t.s3_bucket})
-    return [
+    account_block = account.account_public_access_block
+    results = [
+        _check_buckets(
+            CIS_MFA_DELETE,
+            buckets,
+            account.buckets,
+            none_seen,
+            problems_of=_mfa_delete_problems,
+            passed_text="MFA Delete on for",
+        ),
+        _check_buckets(
+            TK_BUCKET_VERSIONING,
+            buckets,
+            account.buckets,
+            none_seen,
+            problems_of=lambda b: (
+                [] if b.versioning == "Enabled" else [f"versioning {b.versioning or 'never enabled'}"]
+            ),
+            passed_text="versioning on for",
+        ),
+        _check_multi_region(distinct),
         _check_all_regions(account.enabled_regions, distinct),
         _check_each_trail(
             CIS_3_2,
@@ -201,16 +361,18 @@ def evaluate(
             buckets,
             account.buckets,
             none_seen,
-            problems_of=_public_access_problems,
-            passed_text="public access blocked, no public grant on",
+            problems_of=lambda b: _public_problems(b, account_block),
+            passed_text="no public ACL grant or public policy statement in effect on",
         ),
-        _check_each_trail(
-            CIS_3_4,
-            scoped,
+        _check_buckets(
+            TK_BUCKET_BPA,
+            buckets,
+            account.buckets,
             none_seen,
-            problem_of=lambda t: _cloudwatch_problem(t, now),
-            passed_text="delivering to CloudWatch Logs:",
+            problems_of=lambda b: _block_problems(b, account_block),
+            passed_text="all four Block Public Access settings in effect on",
         ),
+        _check_cloudwatch(scoped, none_seen, now),
         _check_buckets(
             CIS_3_6,
             buckets,
@@ -229,24 +391,33 @@ def evaluate(
         _check_s3_objects(CIS_3_10, _WRITE, scoped, required, none_seen),
         _check_s3_objects(CIS_3_11, _READ, scoped, required, none_seen),
     ]
+    if account.monitoring is not None:
+        results += [_check_metric_filter(c, distinct, account.monitoring) for c in MONITORING_CONTROLS]
+    return results
 
 
 def compliance_condition(results: Sequence[ControlResult]) -> tuple[str, str, str]:
     """The `Compliant` condition's (status, reason, message) for a set of results."""
     if not results:
         return ("Unknown", "NotEvaluated", "no controls evaluated")
-    failed = [r for r in results if not r.passed]
-    if not failed:
-        return ("True", "AllControlsPassed", f"{len(results)} of {len(results)} controls passed")
-    names = ", ".join(
-        f"{r.control} {_BY_ID[r.control].name if r.control in _BY_ID else r.title}" for r in failed
+    failed = [r for r in results if r.passed is False]
+    unknown = [r for r in results if r.passed is None]
+    if failed:
+        return ("False", "ControlsFailed", f"failed: {_names(failed)}")
+    if unknown:
+        return ("Unknown", "ControlsUnknown", f"not decidable yet: {_names(unknown)}")
+    return ("True", "AllControlsPassed", f"{len(results)} of {len(results)} controls passed")
+
+
+def _names(results: Sequence[ControlResult]) -> str:
+    return ", ".join(
+        f"{r.control} {_BY_ID[r.control].name if r.control in _BY_ID else r.title}" for r in results
     )
-    return ("False", "ControlsFailed", f"failed: {names}")
 
 
 def flipped(
     previous: Sequence[Mapping[str, Any]] | None, current: Sequence[ControlResult]
-) -> list[tuple[str, bool]]:
+) -> list[tuple[str, bool | None]]:
     """Controls whose `passed` changed since `previous` (status.compliance as stored), with the new value.
 
     A control with no previous result has not flipped: the first evaluation is not a change to report.
@@ -254,7 +425,9 @@ def flipped(
     before = {
         str(entry["control"]): entry["passed"]
         for entry in previous or ()
-        if "control" in entry and isinstance(entry.get("passed"), bool)
+        if "control" in entry
+        and "passed" in entry
+        and (entry["passed"] is None or isinstance(entry["passed"], bool))
     }
     return [(r.control, r.passed) for r in current if r.control in before and before[r.control] != r.passed]
 
@@ -262,9 +435,14 @@ def flipped(
 def to_status(results: Sequence[ControlResult]) -> list[dict[str, Any]]:
     """The results as `status.compliance` entries (camelCase, the `ComplianceResult` shape)."""
     return [
-        ComplianceResult(control=r.control, title=r.title, passed=r.passed, detail=r.detail).model_dump(
-            by_alias=True
-        )
+        ComplianceResult(
+            control=r.control,
+            title=r.title,
+            passed=r.passed,
+            detail=r.detail,
+            cis=dict(r.cis),
+            remediation=r.remediation or None,
+        ).model_dump(by_alias=True)
         for r in results
     ]
 
@@ -352,17 +530,17 @@ def _advanced_kinds(
         if resource_type not in types:
             return _NONE, False
     kinds = set(_BOTH)
-    for field, selectors in by_field.items():
+    for name, selectors in by_field.items():
         for field_selector in selectors:
-            if field in ("eventCategory", "resources.type"):
+            if name in ("eventCategory", "resources.type"):
                 continue
-            if field == "readOnly":
+            if name == "readOnly":
                 kinds &= _readonly_kinds(field_selector)
-            elif field == "eventSource" and resource_type is None and _only_excludes(field_selector):
+            elif name == "eventSource" and resource_type is None and _only_excludes(field_selector):
                 # The advanced form of ExcludeManagementEventSources (KMS, RDS Data API): CIS 3.1 asks for
                 # ReadWriteType All and IncludeManagementEvents, and tolerates these exclusions.
                 continue
-            elif field == "resources.ARN" and resource_type is not None:
+            elif name == "resources.ARN" and resource_type is not None:
                 if not _arn_filter_keeps_all_buckets(field_selector):
                     return _NONE, True
             else:
@@ -376,6 +554,7 @@ def _uses_default_selectors(trail: ObservedTrailState) -> bool:
 
 
 def _management_kinds(trail: ObservedTrailState) -> frozenset[str]:
+    """Read/write management events recorded by the trail's selectors taken together."""
     if _uses_default_selectors(trail):
         return _BOTH
     kinds: set[str] = set()
@@ -385,6 +564,28 @@ def _management_kinds(trail: ObservedTrailState) -> frozenset[str]:
     for selector in trail.advanced_event_selectors or ():
         kinds |= _advanced_kinds(selector, category="Management", resource_type=None)[0]
     return frozenset(kinds)
+
+
+def _one_selector_records_all_management(trail: ObservedTrailState) -> bool:
+    """The CIS audit's wording: "at least one event selector for a trail with IncludeManagementEvents
+    set to true and ReadWriteType set to All" (an advanced selector for the Management category that
+    does not filter on readOnly is the same)."""
+    if _uses_default_selectors(trail):
+        return True
+    basic = any(
+        s.get("IncludeManagementEvents", True) and _rw_kinds(s.get("ReadWriteType")) == _BOTH
+        for s in trail.event_selectors or ()
+    )
+    return basic or any(
+        _advanced_kinds(s, category="Management", resource_type=None)[0] == _BOTH
+        for s in trail.advanced_event_selectors or ()
+    )
+
+
+def qualifies_for_monitoring(trail: ObservedTrailState) -> bool:
+    """What the CIS 3.1 and Monitoring audits ask of "the" trail: multi-region, logging, all management
+    events."""
+    return trail.is_multi_region and trail.is_logging and _one_selector_records_all_management(trail)
 
 
 def _s3_object_kinds(trail: ObservedTrailState) -> tuple[frozenset[str], bool]:
@@ -417,12 +618,33 @@ def _describe_management(kinds: frozenset[str]) -> str:
     return f"records {next(iter(kinds))} management events only"
 
 
-def _check_all_regions(enabled: frozenset[str], distinct: Sequence[ObservedTrailState]) -> ControlResult:
-    """CIS 3.1: a logging multi-region trail with read+write management events, or (what trailkeeper's
-    region-scoped Trails build) logging trails with them in every enabled region, one of which records
-    the global service events (IAM, STS, CloudFront) that CIS wants a multi-region trail for."""
+def _check_multi_region(distinct: Sequence[ObservedTrailState]) -> ControlResult:
+    """CIS 3.1's audit: a trail with IsMultiRegionTrail true, IsLogging true and an event selector with
+    IncludeManagementEvents true and ReadWriteType All."""
     if not distinct:
         return CIS_3_1.result(False, "no trail in the account")
+    multi = [t for t in distinct if t.is_multi_region]
+    for trail in multi:
+        if qualifies_for_monitoring(trail):
+            return CIS_3_1.result(
+                True, f"multi-region trail {_label(trail)} is logging read and write management events"
+            )
+    if not multi:
+        return CIS_3_1.result(False, "no multi-region trail (region-scoped trails: see TK-REGIONS)")
+    reasons = [
+        f"multi-region {_label(t)}: "
+        + ("not logging" if not t.is_logging else "no one selector records all management events")
+        for t in multi
+    ]
+    return CIS_3_1.result(False, "; ".join(reasons))
+
+
+def _check_all_regions(enabled: frozenset[str], distinct: Sequence[ObservedTrailState]) -> ControlResult:
+    """TK-REGIONS: a logging multi-region trail with read+write management events, or logging trails
+    with them in every enabled region, one of which records the global service events (IAM, STS,
+    CloudFront) -- what trailkeeper's region-scoped Trails build."""
+    if not distinct:
+        return TK_REGIONS.result(False, "no trail in the account")
 
     def qualifies(trail: ObservedTrailState) -> bool:
         return trail.is_logging and _management_kinds(trail) == _BOTH
@@ -430,7 +652,7 @@ def _check_all_regions(enabled: frozenset[str], distinct: Sequence[ObservedTrail
     multi = [t for t in distinct if t.is_multi_region]
     for trail in multi:
         if qualifies(trail):
-            return CIS_3_1.result(
+            return TK_REGIONS.result(
                 True, f"multi-region trail {_label(trail)} is logging read and write management events"
             )
     reasons = [
@@ -440,7 +662,7 @@ def _check_all_regions(enabled: frozenset[str], distinct: Sequence[ObservedTrail
     ]
     regional = [t for t in distinct if not t.is_multi_region and qualifies(t)]
     if not enabled:
-        return CIS_3_1.result(
+        return TK_REGIONS.result(
             False, "; ".join(["enabled regions unknown and no multi-region trail qualifies", *reasons])
         )
     uncovered = sorted(enabled - {t.home_region for t in regional})
@@ -450,15 +672,15 @@ def _check_all_regions(enabled: frozenset[str], distinct: Sequence[ObservedTrail
     elif not any(t.include_global_service_events for t in regional):
         problems.append("no covering trail records global service events")
     if problems:
-        return CIS_3_1.result(False, "; ".join(problems + reasons))
-    return CIS_3_1.result(
+        return TK_REGIONS.result(False, "; ".join(problems + reasons))
+    return TK_REGIONS.result(
         True,
         f"region-scoped trails log read and write management events in all {len(enabled)} enabled regions",
     )
 
 
 def _check_each_trail(
-    control: _Control,
+    control: Control,
     scoped: Sequence[ObservedTrailState],
     none_seen: str,
     *,
@@ -473,19 +695,36 @@ def _check_each_trail(
     return control.result(True, f"{passed_text} {_join([_label(t) for t in scoped])}")
 
 
-def _cloudwatch_problem(trail: ObservedTrailState, now: datetime) -> str | None:
-    if not trail.cloud_watch_logs_log_group_arn:
-        return "no CloudWatch Logs log group"
-    delivered = trail.latest_cloud_watch_logs_delivery_time
-    # A trail that has not delivered yet (just configured) has no time: the configuration is what counts.
-    if delivered is not None and now - _aware(delivered) > CLOUDWATCH_DELIVERY_MAX_AGE:
-        hours = int((now - _aware(delivered)).total_seconds() // 3600)
-        return f"last CloudWatch Logs delivery {hours} h ago"
-    return None
+def _check_cloudwatch(scoped: Sequence[ObservedTrailState], none_seen: str, now: datetime) -> ControlResult:
+    """CIS 3.4's audit: each trail has a CloudWatchLogsLogGroupArn and a LatestCloudWatchLogsDeliveryTime
+    within the last day. A stopped trail delivers nothing, whatever its last time; a logging trail that
+    has not delivered yet (just configured) cannot be judged: Unknown."""
+    if not scoped:
+        return CIS_3_4.result(False, none_seen)
+    failed: list[str] = []
+    waiting: list[str] = []
+    for trail in scoped:
+        delivered = trail.latest_cloud_watch_logs_delivery_time
+        if not trail.cloud_watch_logs_log_group_arn:
+            failed.append(f"{_label(trail)}: no CloudWatch Logs log group")
+        elif not trail.is_logging:
+            failed.append(f"{_label(trail)}: not logging (stopped), so nothing is delivered")
+        elif delivered is None:
+            waiting.append(f"{_label(trail)}: no delivery to CloudWatch Logs yet")
+        elif now - _aware(delivered) > CLOUDWATCH_DELIVERY_MAX_AGE:
+            hours = int((now - _aware(delivered)).total_seconds() // 3600)
+            failed.append(f"{_label(trail)}: last CloudWatch Logs delivery {hours} h ago")
+    if failed:
+        return CIS_3_4.result(False, "; ".join(failed + waiting))
+    if waiting:
+        return CIS_3_4.result(None, "; ".join(waiting))
+    return CIS_3_4.result(
+        True, f"delivered to CloudWatch Logs within 24 h: {_join([_label(t) for t in scoped])}"
+    )
 
 
 def _check_s3_objects(
-    control: _Control, kind: str, scoped: Sequence[ObservedTrailState], required: set[str], none_seen: str
+    control: Control, kind: str, scoped: Sequence[ObservedTrailState], required: set[str], none_seen: str
 ) -> ControlResult:
     """CIS 3.10 / 3.11: S3 object-level events of `kind` recorded for all buckets, by logging trails,
     in every region in question (a region-scoped trail records only its own region's data events)."""
@@ -523,7 +762,7 @@ def _check_s3_objects(
 
 
 def _check_buckets(
-    control: _Control,
+    control: Control,
     names: Sequence[str],
     observed: Mapping[str, ObservedBucketState],
     none_seen: str,
@@ -546,55 +785,52 @@ def _check_buckets(
     return control.result(True, f"{passed_text} {_join(list(names))}")
 
 
-def _public_access_problems(bucket: ObservedBucketState) -> list[str]:
+def effective_public_access_block(
+    bucket: Mapping[str, bool] | None, account: Mapping[str, bool] | None
+) -> dict[str, bool]:
+    """The Block Public Access settings S3 applies to a bucket: each flag on when it is on at the bucket
+    or at the account ("Amazon S3 applies the most restrictive combination of the bucket-level and
+    account-level settings", S3 user guide, Blocking public access to your Amazon S3 storage)."""
+    return {
+        flag: bool((bucket or {}).get(flag)) or bool((account or {}).get(flag))
+        for flag in PUBLIC_ACCESS_BLOCK_FLAGS
+    }
+
+
+def _public_problems(bucket: ObservedBucketState, account: Mapping[str, bool] | None) -> list[str]:
+    """CIS 3.3's audit: no ACL grant to AllUsers or AuthenticatedUsers, no policy statement with Effect
+    Allow and Principal "*" (or {"AWS": "*"}). A grant S3 ignores (IgnorePublicAcls) or a policy S3
+    restricts to the owner's account and AWS services (RestrictPublicBuckets), at bucket or account
+    level, makes nothing public."""
+    block = effective_public_access_block(bucket.public_access_block, account)
     problems: list[str] = []
-    if bucket.public_access_block is None:
-        problems.append("no public access block")
-    else:
-        off = [f for f in _PUBLIC_ACCESS_BLOCK_FLAGS if not bucket.public_access_block.get(f, False)]
-        if off:
-            problems.append(f"{'/'.join(off)} off")
-    problems += [f"policy statement {sid} allows anyone" for sid in public_statements(bucket.policy)]
-    if bucket.acl_grants_public:
-        problems.append("ACL grants public access")
+    if bucket.acl_grants_public and not block["IgnorePublicAcls"]:
+        problems.append("ACL grants AllUsers or AuthenticatedUsers")
+    if not block["RestrictPublicBuckets"]:
+        problems += [
+            f'policy statement {sid} allows Principal "*"' for sid in public_statements(bucket.policy)
+        ]
     return problems
 
 
-# Condition keys that, with fixed values, pin down who may use an Allow to a principal "*": the S3 user
-# guide's "The meaning of public" list (aws:SourceArn, aws:SourceVpc(e), aws:SourceOwner,
-# aws:SourceAccount, aws:userid, aws:SourceIp) plus the organization/account keys CIS 3.3's remediation
-# names (aws:PrincipalOrgID). Keys like aws:SecureTransport or aws:UserAgent say how, not who.
-_RESTRICTING_KEYS = frozenset(
-    key.lower()
-    for key in (
-        "aws:SourceArn",
-        "aws:SourceAccount",
-        "aws:SourceOwner",
-        "aws:SourceVpc",
-        "aws:SourceVpce",
-        "aws:SourceOrgID",
-        "aws:PrincipalOrgID",
-        "aws:PrincipalAccount",
-        "aws:PrincipalArn",
-        "aws:userid",
-    )
-)
-# Only operators that require the key to match: Not… operators, …IfExists (true when the key is
-# absent) and ForAllValues: (true for an absent key) let requests without the key through.
-_MATCHING_OPERATORS = frozenset(
-    {"stringequals", "stringequalsignorecase", "stringlike", "arnequals", "arnlike"}
-)
-# Our own threshold for aws:SourceIp: a range wider than this is most of the internet, not a network
-# anyone owns.
-_MIN_PREFIX = {4: 8, 6: 32}
+def _block_problems(bucket: ObservedBucketState, account: Mapping[str, bool] | None) -> list[str]:
+    block = effective_public_access_block(bucket.public_access_block, account)
+    off = [flag for flag, on in block.items() if not on]
+    if not off:
+        return []
+    where = "no Block Public Access on the bucket or the account" if len(off) == 4 else f"{'/'.join(off)} off"
+    return [where]
+
+
+def _mfa_delete_problems(bucket: ObservedBucketState) -> list[str]:
+    if bucket.mfa_delete == "Enabled":
+        return []
+    return [f"MFA Delete off (versioning {bucket.versioning or 'never enabled'})"]
 
 
 def public_statements(policy: Mapping[str, Any] | None) -> list[str]:
-    """Sids (or "#index") of the Allow statements of a bucket policy that grant anyone access.
-
-    A statement is public when its principal is "*" (or {"AWS": "*"}, or NotPrincipal) and no
-    condition restricts who can use it. Deny statements never grant anything.
-    """
+    """Sids (or "#index") of a bucket policy's statements with Effect Allow and Principal "*" or
+    {"AWS": "*"}: the statements CIS 3.3's audit names, conditions or not."""
     if not policy:
         return []
     statements = policy.get("Statement") or []
@@ -604,12 +840,8 @@ def public_statements(policy: Mapping[str, Any] | None) -> list[str]:
     for index, statement in enumerate(statements):
         if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
             continue
-        # An Allow with NotPrincipal grants everyone except the listed principals.
-        if not (_is_public_principal(statement.get("Principal")) or "NotPrincipal" in statement):
-            continue
-        if _restricts_who(statement.get("Condition")):
-            continue
-        public.append(str(statement.get("Sid") or f"#{index}"))
+        if _is_public_principal(statement.get("Principal")):
+            public.append(str(statement.get("Sid") or f"#{index}"))
     return public
 
 
@@ -623,42 +855,86 @@ def _is_public_principal(principal: object) -> bool:
     if principal == "*":
         return True
     if isinstance(principal, Mapping):
-        return any("*" in _as_list(value) for value in principal.values())
+        return "*" in _as_list(principal.get("AWS"))
     return False
 
 
-def _restricts_who(condition: object) -> bool:
-    """Whether one block of the condition (all must hold) limits the statement to known callers."""
-    if not isinstance(condition, Mapping):
-        return False
-    for operator, entries in condition.items():
-        op = str(operator).lower().removeprefix("foranyvalue:")
-        if not isinstance(entries, Mapping):
+# --------------------------------------------------------------------------------------------------
+# The Monitoring section
+# --------------------------------------------------------------------------------------------------
+
+
+def log_group_of(arn: str) -> tuple[str, str] | None:
+    """(region, log group name) of a CloudWatchLogsLogGroupArn (``…:log-group:<name>:*``)."""
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[2] != "logs" or parts[5] != "log-group":
+        return None
+    return parts[3], parts[6]
+
+
+def _check_metric_filter(
+    control: Control, distinct: Sequence[ObservedTrailState], monitoring: ObservedMonitoring
+) -> ControlResult:
+    """A Monitoring recommendation's audit: the log group of an active multi-region trail with all
+    management events has a metric filter with the pattern, an alarm on the filter's metric, and the
+    alarm notifies an SNS topic with at least one confirmed subscription."""
+    spec = _METRIC_FILTER_OF[control.id]
+    candidates = [t for t in distinct if qualifies_for_monitoring(t)]
+    if not candidates:
+        return control.result(False, "no logging multi-region trail recording all management events")
+    problems: list[str] = []
+    for trail in candidates:
+        where = log_group_of(trail.cloud_watch_logs_log_group_arn or "")
+        if where is None:
+            problems.append(f"{_label(trail)}: no CloudWatch Logs log group")
             continue
-        for key, value in entries.items():
-            values = _as_list(value)
-            if not values:
-                continue
-            name = str(key).lower()
-            if name == "aws:sourceip":
-                if op == "ipaddress" and all(_narrow_cidr(v) for v in values):
-                    return True
-            elif name in _RESTRICTING_KEYS and op in _MATCHING_OPERATORS and all(_fixed(v) for v in values):
-                return True
-    return False
+        region, group = where
+        key = f"{region}/{group}"
+        if key not in monitoring.metric_filters:
+            problems.append(f"{key}: metric filters not observed")
+            continue
+        chain, problem = _filter_chain(spec, key, monitoring.metric_filters[key], monitoring, region)
+        if chain is not None:
+            return control.result(True, chain)
+        problems.append(problem)
+    return control.result(False, "; ".join(problems))
 
 
-def _fixed(value: str) -> bool:
-    # "*" under StringLike matches anything; a value with something besides wildcards names someone.
-    return value.strip("*?") != ""
-
-
-def _narrow_cidr(value: str) -> bool:
-    try:
-        network = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return network.prefixlen >= _MIN_PREFIX[network.version]
+def _filter_chain(
+    spec: MetricFilterControl,
+    key: str,
+    filters: Sequence[Mapping[str, Any]],
+    monitoring: ObservedMonitoring,
+    region: str,
+) -> tuple[str | None, str]:
+    """The passing chain (filter, alarm, topic) as text, or None and what is missing."""
+    matching = [(f, v) for f in filters if (v := spec.matching_versions(str(f.get("filterPattern", ""))))]
+    if not matching:
+        return None, f"{key}: no metric filter with the CIS pattern"
+    missing = f"{key}: no alarm on the metric of filter {matching[0][0].get('filterName')}"
+    for metric_filter, versions in matching:
+        for transformation in metric_filter.get("metricTransformations") or ():
+            metric = (transformation.get("metricName"), transformation.get("metricNamespace"))
+            alarms = [
+                a
+                for a in monitoring.alarms.get(region, ())
+                if (a.get("MetricName"), a.get("Namespace")) == metric
+            ]
+            for alarm in alarms:
+                topics = [str(t) for t in alarm.get("AlarmActions") or () if ":sns:" in str(t)]
+                subscribed = [t for t in topics if monitoring.subscribers.get(t, 0) > 0]
+                if subscribed:
+                    since = versions[0] if len(versions) == 1 else f"{versions[0]}-{versions[-1]}"
+                    return (
+                        f"{key}: filter {metric_filter.get('filterName')} (pattern of CIS {since}) -> "
+                        f"alarm {alarm.get('AlarmName')} -> topic {subscribed[0]} "
+                        f"({monitoring.subscribers[subscribed[0]]} confirmed subscriptions)"
+                    ), ""
+                missing = (
+                    f"{key}: alarm {alarm.get('AlarmName')} notifies no SNS topic with a confirmed "
+                    "subscription"
+                )
+    return None, missing
 
 
 # --------------------------------------------------------------------------------------------------

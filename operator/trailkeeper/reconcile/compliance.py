@@ -18,7 +18,13 @@ from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.account_state import AccountObservation, EnabledRegionsCache, observe_account
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
-from trailkeeper.core.compliance import compliance_condition, evaluate, flipped, to_status
+from trailkeeper.core.compliance import (
+    MONITORING_CONTROLS,
+    compliance_condition,
+    evaluate,
+    flipped,
+    to_status,
+)
 from trailkeeper.reconcile.errors import AWS_ERRORS
 from trailkeeper.reconcile.status import ConditionState
 from trailkeeper.reconcile.trail import account_ref
@@ -128,7 +134,11 @@ def evaluate_trail(
             flips=[],
         )
     results = evaluate(observation.state, trail_arns=own_arns)
+    if spec.monitoring is None:
+        # The Monitoring section is the account's; a Trail reports it only when it is asked to make it.
+        monitoring_ids = {c.id for c in MONITORING_CONTROLS}
+        results = [r for r in results if r.control not in monitoring_ids]
     status, reason, message = compliance_condition(results)
-    return ComplianceReport(
-        to_status(results), ConditionState("Compliant", status, reason, message), flipped(previous, results)
-    )
+    # A control turning Unknown (a trail not delivered to yet) is no pass or failure to announce.
+    flips = [(control, passed) for control, passed in flipped(previous, results) if passed is not None]
+    return ComplianceReport(to_status(results), ConditionState("Compliant", status, reason, message), flips)
