@@ -235,3 +235,60 @@ class DriftEntry(Model):
 
 
 ResyncSeconds = Annotated[int, Strict(), Field(ge=30, le=86400)]
+
+
+# -- subscription endpoints ------------------------------------------------------------------------------
+# Each is matched in full (re.fullmatch: `$` alone would let a trailing newline through).
+
+# RFC 5321 dot-atom local part; a domain of DNS labels ending in an alphabetic top-level label.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# E.164: a '+', a country code that does not begin with 0, at most 15 digits in all; SNS sends SMS only
+# to numbers in this form, and no country's numbers are shorter than 7 digits with their code.
+SMS_PATTERN = r"\+[1-9][0-9]{6,14}"
+# Printable ASCII without spaces: what a URL sent to SNS may hold once percent-encoded.
+_URL_CHARS = re.compile(r"[!-~]+")
+
+
+def _host_problem(host: str) -> str | None:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "has an invalid IPv6 address"
+        return None
+    if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in host.split(".")):
+        return "has no valid host name"
+    return None
+
+
+def url_problem(url: str, scheme: str) -> str | None:
+    """Why `url` is not a `scheme` URL SNS can deliver to (valid host, port 1-65535), or None."""
+    from urllib.parse import urlsplit
+
+    if not _URL_CHARS.fullmatch(url):
+        return "may hold only printable ASCII without spaces (percent-encode the rest)"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is no IP address
+        return "has an invalid IPv6 address"
+    if parts.scheme != scheme or not url.startswith(f"{scheme}://"):
+        return f"must begin with {scheme}://"
+    host = parts.netloc.rpartition("@")[2]
+    if ":" in host and not host.endswith("]"):
+        host, _, port = host.rpartition(":")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            return "has a port outside 1-65535"
+    return _host_problem(host)
+
+
+def endpoint_problem(protocol: str, endpoint: str) -> str | None:
+    """Why `endpoint` is not one SNS accepts for `protocol` beyond its pattern, or None."""
+    if protocol in ("email", "email-json") and (len(endpoint) > 254 or not _EMAIL.fullmatch(endpoint)):
+        return "is not a plain email address (local@domain, no display name)"
+    if protocol in ("http", "https"):
+        return url_problem(endpoint, protocol)
+    return None

@@ -159,13 +159,30 @@ def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing a mapping that repeats a key: PyYAML keeps the last value silently,
+    where kubectl refuses duplicate fields, and `adopt: false` … `adopt: true` must not mean true."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} at line {line}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_manifests(paths: Iterable[str | Path]) -> tuple[list[Manifest], list[Problem]]:
     """Every object of our kinds in the files (directories recursively), and every problem found."""
     manifests: list[Manifest] = []
     problems: list[Problem] = []
     for path in _files(paths):
         try:
-            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_StrictLoader))
         except (OSError, UnicodeDecodeError) as error:
             problems.append(Problem(str(path), "-", "", f"cannot read: {error}"))
             continue

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field, StrictBool, field_validator, model_v
 
 from trailkeeper.api.common import (
     ORGANIZATION_ID_PATTERN,
+    SMS_PATTERN,
     AccountId,
     AccountRef,
     BucketTemplate,
@@ -26,6 +27,7 @@ from trailkeeper.api.common import (
     S3Prefix,
     bucket_for_region,
     bucket_name_problem,
+    endpoint_problem,
 )
 
 OWNER_TAG_KEY = "trailkeeper.io/owner"
@@ -137,7 +139,7 @@ _ENDPOINT_PATTERNS: dict[str, tuple[str, str]] = {
     "email-json": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address"),
     "http": (r"^http://[^\s]+$", "an http:// URL"),
     "https": (r"^https://[^\s]+$", "an https:// URL"),
-    "sms": (r"^\+?[0-9]{6,15}$", "a phone number in E.164 form"),
+    "sms": (rf"^{SMS_PATTERN}$", "a phone number in E.164 form"),
 }
 
 
@@ -162,8 +164,10 @@ class Subscription(Model):
     @model_validator(mode="after")
     def _endpoint_fits_protocol(self) -> Self:
         pattern, what = _ENDPOINT_PATTERNS[str(self.protocol)]
-        if not re.match(pattern, self.endpoint):
-            raise ValueError(f"endpoint {self.endpoint!r} must be {what} for protocol {self.protocol}")
+        problem = endpoint_problem(str(self.protocol), self.endpoint)
+        if not re.fullmatch(pattern, self.endpoint) or problem:
+            why = f" ({problem})" if problem else ""
+            raise ValueError(f"endpoint {self.endpoint!r} must be {what} for protocol {self.protocol}{why}")
         if self.raw_message_delivery and str(self.protocol) not in ("sqs", "http", "https", "firehose"):
             raise ValueError("rawMessageDelivery applies only to sqs, http, https and firehose subscriptions")
         if self.filter_policy is not None and len(json.dumps(self.filter_policy)) > 256 * 1024:

@@ -19,6 +19,8 @@ SID_PREFIX = "Trailkeeper"
 _SID_HASH_CHARS = 16
 _SID_PATTERN = re.compile(rf"^{SID_PREFIX}[0-9a-f]{{{_SID_HASH_CHARS}}}$")
 
+# CloudTrail, S3 and SNS: a tag value is at most 256 characters.
+TAG_VALUE_MAX = 256
 # S3 PutBucketLifecycleConfiguration: a rule ID is at most 255 characters.
 LIFECYCLE_RULE_ID_MAX = 255
 _RULE_ID_HASH_CHARS = 16
@@ -44,8 +46,17 @@ PURPOSES: tuple[str, ...] = (
 
 
 def owner_key(namespace: str, name: str) -> str:
-    """The owner of everything a Trail or LogRetention makes: the value of the `trailkeeper.io/owner` tag."""
-    return f"{namespace}/{name}"
+    """The owner of everything a Trail or LogRetention makes: the value of the `trailkeeper.io/owner` tag.
+
+    `<namespace>/<name>`, unless that exceeds AWS's 256-character tag-value limit (a 63-character namespace
+    and a 253-character name do): then it is cut and ends in a hash of the full one, as lifecycle rule IDs
+    are, so it stays unique per object and the same on every run.
+    """
+    full = f"{namespace}/{name}"
+    if len(full) <= TAG_VALUE_MAX:
+        return full
+    suffix = "-" + _sha256_hex(full)[:_RULE_ID_HASH_CHARS]
+    return full[: TAG_VALUE_MAX - len(suffix)] + suffix
 
 
 def _sha256_hex(text: str) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError
+
 from trailkeeper.api.common import AccountRef as AccountSpec
 from trailkeeper.api.common import DeletionPolicy
 from trailkeeper.api.trail import Subscription, TrailSpec
@@ -23,7 +25,7 @@ from trailkeeper.aws.buckets import (
     BucketClient,
     ObservedBucket,
 )
-from trailkeeper.aws.errors import classify
+from trailkeeper.aws.errors import UnexpectedAnswerError, classify, error_code
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.aws.topics import ObservedTopic, TopicClient
 from trailkeeper.aws.trails import ObservedTrail, TrailClient, TrailNameTakenError
@@ -143,6 +145,8 @@ class TrailReconciler:
             regions=[RegionOutcome(region=r, bucket=self.spec.bucket_for(r)) for r in self.desired],
         )
         self._observed: dict[str, ObservedTrail | None] = {}
+        # The key ARN an alias in the spec names, per region (looked up before anything is made there).
+        self._kms_arns: dict[str, str] = {}
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -174,6 +178,8 @@ class TrailReconciler:
         # statement) is made for a region that ends in Conflict.
         for region, outcome in by_region.items():
             _guard(outcome, lambda r=region, o=outcome: self._claim(r, o))  # type: ignore[misc]
+            if outcome.failure is None:
+                _guard(outcome, lambda r=region: self._resolve_kms(r))  # type: ignore[misc]
         for bucket, all_regions in self._buckets().items():
             regions = [r for r in all_regions if by_region[r].failure is None]
             if not regions:
@@ -478,15 +484,38 @@ class TrailReconciler:
         self.shared.cache.invalidate(self._trails_key(region))
         self.shared.cache.invalidate(self._tags_key(region))
 
+    def _resolve_kms(self, region: str) -> None:
+        """Look the spec's KMS key up in `region` before anything is made there: a key or alias that does
+        not exist fails the region now, not after a bucket was created with it as default encryption.
+
+        An alias is looked up on every pass (CloudTrail reports the key ARN, which is compared); a key id or
+        ARN only on change passes, so a drift check makes no KMS call for it.
+        """
+        key = self.spec.destination.kms_key_id
+        if not key:
+            return
+        alias = key.startswith("alias/") or ":alias/" in key
+        if not (alias or self.request.deep):
+            return
+        kms = self.sessions.client("kms", region, self.account)
+        try:
+            metadata = kms.describe_key(KeyId=key).get("KeyMetadata") or {}
+        except ClientError as error:
+            if error_code(error) == "NotFoundException":
+                raise RegionFailure(
+                    "KmsKeyNotFound", f"KMS key {key} does not exist in {region}; nothing was made with it"
+                ) from error
+            raise
+        if not metadata.get("Arn"):
+            raise UnexpectedAnswerError("DescribeKey", f"it holds no key ARN for {key}")
+        if alias:
+            self._kms_arns[region] = str(metadata["Arn"])
+
     def _resolve_kms_alias(self, desired: DesiredTrail) -> DesiredTrail:
         """CloudTrail reports the key ARN; an alias in the spec is resolved to it before comparing, or every
         pass would see a difference and rewrite the trail."""
-        key = desired.kms_key_id
-        if not key or not (key.startswith("alias/") or ":alias/" in key):
-            return desired
-        kms = self.sessions.client("kms", desired.region, self.account)
-        arn = str(kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"])
-        return dataclasses.replace(desired, kms_key_id=arn)
+        arn = self._kms_arns.get(desired.region)
+        return dataclasses.replace(desired, kms_key_id=arn) if arn and desired.kms_key_id else desired
 
     def _claim(self, region: str, outcome: RegionOutcome) -> None:
         """Observe the trail of this name in `region`; raise Conflict if it is not ours to manage."""
