@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field, StrictBool, field_validator, model_v
 
 from trailkeeper.api.common import (
     ORGANIZATION_ID_PATTERN,
+    ROLE_ARN_PATTERN,
     SMS_PATTERN,
     AccountId,
     AccountRef,
@@ -304,6 +305,51 @@ class CloudWatchLogs(Model):
         return self
 
 
+# The retention periods CloudWatch Logs PutRetentionPolicy accepts.
+LOG_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
+
+
+class Monitoring(Model):
+    """The CIS Monitoring section made by the Trail: a CloudWatch Logs group its trails deliver to
+    (through an IAM role), and on it the CIS metric filters, each with an alarm notifying an SNS topic."""
+
+    log_group_name: Annotated[
+        str | None, Field(min_length=1, max_length=512, pattern=r"^[\.\-_/#A-Za-z0-9]+$")
+    ] = None
+    """Log group the trails deliver to, in each trail's home region. Default:
+    `aws-cloudtrail-logs/<trail name>`.
+    """
+    create_log_group: StrictBool = True
+    """Create the log group when it does not exist (false: it must exist)."""
+    retention_days: int | None = None
+    """Retention in days of a log group trailkeeper creates, one of the values PutRetentionPolicy accepts.
+    Default: never expire.
+    """
+    role_arn: Annotated[str | None, Field(pattern=ROLE_ARN_PATTERN)] = None
+    """An existing role CloudTrail delivers through. Default: trailkeeper creates
+    `trailkeeper-cloudtrail-<trail name>`, allowed only logs:CreateLogStream and logs:PutLogEvents on the
+    log group.
+    """
+    alarm_topic_arn: Annotated[
+        str | None, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+    ] = None
+    """SNS topic the alarms notify. Default: the Trail's notifications topic in the log group's region."""
+    metric_namespace: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^:$][^:]*$")] = (
+        "CISBenchmark"
+    )
+    """CloudWatch namespace of the metrics the filters publish."""
+
+    @field_validator("retention_days")
+    @classmethod
+    def _known_retention(cls, value: int | None) -> int | None:
+        if value is not None and value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {', '.join(str(d) for d in LOG_RETENTION_DAYS)}")
+        return value
+
+
 _TagKey = Annotated[str, Field(min_length=1, max_length=128)]
 _TagValue = Annotated[str, Field(max_length=256)]
 
@@ -364,6 +410,10 @@ class TrailSpec(Model):
     cloud_watch_logs: CloudWatchLogs | None = None
     """Also deliver the events to a CloudWatch Logs log group: give `logGroupArn` and `roleArn` together, or
     neither. Unset: no CloudWatch Logs delivery.
+    """
+    monitoring: Monitoring | None = None
+    """The CIS Monitoring section (log metric filters and alarms) made by the Trail; exclusive with
+    `cloudWatchLogs`. Needs `notifications` or `monitoring.alarmTopicArn`.
     """
     tags: Annotated[dict[_TagKey, _TagValue], Field(max_length=49)] = {}
     """Tags on the trails and on the buckets and topics trailkeeper creates, at most 49. Keys: 1 to 128
@@ -441,6 +491,11 @@ class TrailSpec(Model):
                 "advancedEventSelectors: eventSelectors and advancedEventSelectors "
                 "are mutually exclusive: give one of them"
             )
+        if self.monitoring is not None:
+            if self.cloud_watch_logs is not None:
+                raise ValueError("monitoring: give cloudWatchLogs or monitoring, not both")
+            if self.monitoring.alarm_topic_arn is None and self.notifications is None:
+                raise ValueError("monitoring: the alarms need notifications or monitoring.alarmTopicArn")
         for region in self.regions:
             problem = bucket_name_problem(bucket_for_region(self.destination.bucket, region))
             if problem:
@@ -479,15 +534,22 @@ class RegionStatus(Model):
 
 class ComplianceResult(Model):
     control: str
-    """Control id in CIS v1.5.0/v2.0.0 numbering: `CIS-3.1`, `CIS-3.2`, `CIS-3.3`, `CIS-3.4`, `CIS-3.6`,
-    `CIS-3.7`, `CIS-3.10` or `CIS-3.11`.
+    """Control id: a CIS control's number in CIS v1.5.0 (`CIS-2.1.3`, `CIS-3.1` … `CIS-3.11`, `CIS-4.1` …
+    `CIS-4.15`), or a trailkeeper control stricter than the benchmark text (`TK-…`). docs/compliance.md
+    lists them.
     """
     title: str
-    """What the control checks, with its CIS v3.0.0 number."""
-    passed: bool
-    """Whether the control passed."""
+    """What the control checks, with its number in each CIS version."""
+    passed: bool | None
+    """true: passed; false: failed; null: not decidable yet (Unknown), with the reason in `detail`."""
     detail: str = ""
     """Which trails or buckets passed or failed, and why."""
+    cis: dict[str, str] = {}
+    """The control's number in each CIS AWS Foundations Benchmark version that has it (version to number);
+    empty for trailkeeper's own TK- controls.
+    """
+    remediation: str | None = None
+    """What fixes the control when it does not pass."""
 
 
 class TrailStatus(Model):
