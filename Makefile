@@ -31,6 +31,11 @@ bench: $(STAMP)
 	$(BIN)/pytest -q -m slow tests
 	$(BIN)/python -m bench
 
+# Writers racing on shared policies, lifecycle rules and trail names (about 10 minutes on 2 cores).
+.PHONY: race
+race: $(STAMP)
+	$(BIN)/python -m bench.races --runs 50
+
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick --output .bench/results.json
 
