@@ -1,26 +1,19 @@
-"""The plain manifests in deploy/ and the container image they run.
+"""The plain manifests in deploy/: the chart's default rendering, generated, so the two cannot drift.
 
 `kubectl apply -k deploy/` (or `-f deploy/crds/` then `-f deploy/operator/`) must install what
-`helm install trailkeeper charts/trailkeeper -n trailkeeper` installs; these tests compare the two object
-by object, using the chart evaluator of test_chart.py. The image (Dockerfile, constraints.txt) must run
-`trailkeeper run` as the non-root user the manifests expect, from pinned dependencies.
+`helm install trailkeeper charts/trailkeeper -n trailkeeper` installs. deploy/operator/ and
+deploy/kustomization.yaml are written by charts/trailkeeper/hack/generate.py from Helm's rendering; these
+tests fail when they are not what it writes, and compare the two installs object by object.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import re
 import sys
-import tomllib
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -37,15 +30,13 @@ def _load_chart_checks() -> Any:
     spec = importlib.util.spec_from_file_location("chart_checks", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
 chart = _load_chart_checks()
-
-# Labels only helm sets; a plain `kubectl apply` does not manage the objects through helm.
-HELM_ONLY_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by"}
+generate = chart.generate
 
 
 def kustomization() -> dict[str, Any]:
@@ -66,9 +57,19 @@ def key(doc: dict[str, Any]) -> tuple[str, str, str]:
 
 def without_helm_labels(doc: dict[str, Any]) -> dict[str, Any]:
     labels = doc["metadata"].get("labels") or {}
-    for label in HELM_ONLY_LABELS & set(labels):
+    for label in set(generate.HELM_ONLY_LABELS) & set(labels):
         del labels[label]
     return doc
+
+
+def test_deploy_is_what_the_generator_writes_from_the_chart():
+    expected = generate.deploy_files()
+    for path, text in expected.items():
+        assert (DEPLOY / path).read_text(encoding="utf-8") == text, (
+            f"deploy/{path} is stale: run charts/trailkeeper/hack/generate.py"
+        )
+    operator_files = {f"operator/{path.name}" for path in (DEPLOY / "operator").iterdir()}
+    assert operator_files == {path for path in expected if path.startswith("operator/")}
 
 
 def test_kustomization_lists_every_manifest_once():
@@ -104,6 +105,11 @@ def test_operator_objects_equal_the_chart_defaults():
         assert doc == rendered[name], f"deploy/ {name} differs from the chart's default rendering"
 
 
+def test_every_object_validates_strictly_against_each_kubernetes_version():
+    problems = [problem for doc in deploy_docs() for problem in chart.validate_object(doc)]
+    assert not problems, "\n".join(problems)
+
+
 def test_rbac_grants_what_the_chart_grants():
     account = (NAMESPACE, "trailkeeper")
     plain = chart.effective_permissions(deploy_docs("operator"), account)
@@ -133,165 +139,3 @@ def test_everything_lives_in_the_namespace_the_manifests_create():
             assert doc["metadata"]["namespace"] == NAMESPACE, key(doc)
     peering = chart.one(docs, "ClusterKopfPeering")["metadata"]["name"]
     assert chart.run_params(chart.operator_container(docs)["args"])["peering"] == peering
-
-
-# --- the image -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for word, args in self.instructions if word == keyword]
-
-
-def dockerfile_stages() -> list[Stage]:
-    """The Dockerfile's stages: base image (global ARG defaults substituted), alias, instructions."""
-    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    logical: list[str] = []
-    pending = ""
-    for line in text.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        logical.append(pending + line.strip())
-        pending = ""
-    arguments: dict[str, str] = {}
-    stages: list[Stage] = []
-    for instruction in logical:
-        word, _, args = instruction.partition(" ")
-        word = word.upper()
-        if word == "ARG" and not stages:
-            name, _, default = args.partition("=")
-            arguments[name] = default
-        elif word == "FROM":
-            image, *alias = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], args).split()
-            stages.append(Stage(image, alias[1] if alias and alias[0].upper() == "AS" else None))
-        else:
-            stages[-1].instructions.append((word, args.strip()))
-    return stages
-
-
-def exec_form(args: str) -> list[str]:
-    value = json.loads(args)
-    assert isinstance(value, list), f"{args} is shell form: signals would go to a shell, not the operator"
-    return value
-
-
-def test_image_is_multi_stage_on_a_small_python_base():
-    stages = dockerfile_stages()
-    assert len(stages) >= 2
-    for stage in stages:
-        assert re.fullmatch(r"python:3\.\d+-slim(-\w+)?", stage.base), stage.base
-    # The runtime takes the built virtualenv and nothing else from the build stage.
-    build, runtime = stages[0], stages[-1]
-    assert any(f"--from={build.name}" in args for args in runtime.all("COPY"))
-    assert not any("pip install" in args for args in runtime.all("RUN"))
-
-
-def test_image_runs_as_the_non_root_user_the_deployment_expects():
-    (user,) = dockerfile_stages()[-1].all("USER")
-    uid, _, gid = user.partition(":")
-    # Numeric, so the kubelet can check runAsNonRoot without reading /etc/passwd.
-    assert uid.isdigit() and int(uid) != 0 and (not gid or int(gid) != 0)
-    pod = chart.one(chart.render_chart(), "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsUser"] == int(uid)
-
-
-def test_image_entrypoint_is_trailkeeper_run():
-    runtime = dockerfile_stages()[-1]
-    (entrypoint,) = runtime.all("ENTRYPOINT")
-    assert exec_form(entrypoint) == ["trailkeeper", "run"]
-    # The default arguments must be ones `trailkeeper run` accepts.
-    (cmd,) = runtime.all("CMD")
-    chart.run_params(exec_form(cmd))
-
-
-def test_image_installs_with_the_constraints():
-    build = dockerfile_stages()[0]
-    installs = [
-        (index, args)
-        for index, (word, args) in enumerate(build.instructions)
-        if word == "RUN" and "pip install" in args
-    ]
-    assert installs and all("-c constraints.txt" in args for _, args in installs)
-    copied = next(
-        index
-        for index, (word, args) in enumerate(build.instructions)
-        if word == "COPY" and "constraints.txt" in args.split()
-    )
-    assert copied < installs[0][0]
-
-
-def test_dockerignore_keeps_what_the_build_copies():
-    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()]
-    # Everything is excluded first, then each build input is let back in.
-    assert "*" in lines
-    kept = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    for stage in dockerfile_stages():
-        for args in stage.all("COPY"):
-            parts = [part for part in args.split() if not part.startswith("--")]
-            if "--from" not in args:
-                assert set(parts[:-1]) <= kept, args
-
-
-def constraint_pins() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for raw in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+!-]+)", line)
-        assert match, f"not an exact pin: {line!r}"
-        name = canonicalize_name(match.group(1))
-        assert name not in pins, f"{name} pinned twice"
-        pins[name] = match.group(2)
-    return pins
-
-
-def project() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-
-
-def test_constraints_pin_every_runtime_dependency():
-    pins = constraint_pins()
-    for dependency in project()["dependencies"]:
-        requirement = Requirement(dependency)
-        name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement.name} is a runtime dependency but not pinned in constraints.txt"
-        assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"constraints.txt pins {name}=={pins[name]}, outside pyproject.toml's {requirement.specifier}"
-        )
-
-
-def test_constraints_hold_no_development_tools():
-    runtime = {canonicalize_name(Requirement(dep).name) for dep in project()["dependencies"]}
-    tools = {
-        canonicalize_name(Requirement(dep).name)
-        for extra in project()["optional-dependencies"].values()
-        for dep in extra
-    }
-    assert not (tools - runtime) & set(constraint_pins())
-
-
-def test_constraints_close_over_the_dependencies_they_can_check():
-    # For each pinned package installed here at the pinned version, what it requires must be pinned too;
-    # the image build's freeze/diff step catches the rest.
-    pins = constraint_pins()
-    for name, version in pins.items():
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        if dist.version != version:
-            continue
-        for text in dist.requires or []:
-            requirement = Requirement(text)
-            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            assert canonicalize_name(requirement.name) in pins, f"{name} needs {requirement.name}, not pinned"

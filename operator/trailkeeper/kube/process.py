@@ -48,8 +48,10 @@ def build_registry(runtime: Runtime, *, server_url: str | None = None) -> kopf.O
             return kopf.ConnectionInfo(server=server_url, insecure=True, default_namespace="default")
 
     else:
-        # The kubernetes client's own discovery: in-cluster service account, else KUBECONFIG.
-        kopf.on.login(registry=registry)(kopf.login_via_client)
+        # kopf's own logins (no Kubernetes client library): the pod's service account in a cluster,
+        # KUBECONFIG or ~/.kube/config outside one. A failing one is logged; kopf uses what the others got.
+        for login in (kopf.login_with_service_account, kopf.login_with_kubeconfig):
+            kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(login)
 
     register(registry, runtime)
     return registry
@@ -65,7 +67,7 @@ async def run_operator(
     """Run until `stop_flag` is set (or forever)."""
     config: OperatorConfig = runtime.config
     if runtime.status_writer is None:
-        runtime.status_writer = StatusWriter.connect(server_url)
+        runtime.status_writer = StatusWriter.connect()
     registry = build_registry(runtime, server_url=server_url)
     metrics_server = runtime.metrics.serve(config.metrics_port) if config.metrics_port is not None else None
     try:
