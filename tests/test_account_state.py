@@ -22,7 +22,6 @@ from trailkeeper.aws.account_state import (
     AccountObservation,
     EnabledRegionsCache,
     observe_account,
-    observe_for_trails,
 )
 from trailkeeper.aws.errors import AwsError
 from trailkeeper.aws.session import AwsSessions
@@ -481,56 +480,3 @@ def test_throttled_listing_raises_an_aws_error(
         observe_account(make_aws(faulty_moto.url), None, regions=[HOME])
 
     assert raised.value.failure.kind == "throttled"
-
-
-# -- observe_for_trails -------------------------------------------------------------------------------
-
-
-def test_for_trails_reads_its_own_trails_and_only_what_coverage_needs(
-    aws: AwsSessions, setup: AwsSetup
-) -> None:
-    org = setup.compliant()
-    logs = setup.bucket("team-logs")
-    own = {setup.trail("team", region, bucket=logs) for region in (HOME, OTHER)}
-    setup.trail("unrelated", THIRD, bucket=setup.bucket("unrelated-logs", THIRD))
-    cache = EnabledRegionsCache()
-
-    with Stubber(aws.client("ec2", HOME)) as ec2:
-        ec2.add_response("describe_regions", _regions_answer(HOME, OTHER, THIRD))
-        observation = observe_for_trails(aws, None, [HOME, OTHER], "team", region_cache=cache)
-        # Its two trails and the multi-region one that covers the account; not the unrelated trail.
-        assert calls(aws, "cloudtrail", "GetTrailStatus") == 3
-        assert calls(aws, "cloudtrail", "DescribeTrails") == 3
-        full = observe_account(aws, None, region_cache=cache, monitoring=False)
-
-    assert observation.trail_arns == own
-    assert {t.arn for t in observation.state.trails} == {*own, org}
-    assert set(observation.state.buckets) == {"team-logs"}
-    # What the Trail's status shows equals what a full observation of the account gives.
-    assert evaluate(observation.state, trail_arns=set(own)) == evaluate(full.state, trail_arns=set(own))
-    assert len(full.trail_arns) == 4
-
-
-def test_for_trails_reads_every_trail_when_the_account_is_not_covered(
-    aws: AwsSessions, setup: AwsSetup
-) -> None:
-    own = setup.trail("team", bucket=setup.bucket("team-logs"))
-    setup.trail("stopped", multi_region=True, bucket=setup.bucket("stopped-logs"), logging=False)
-    setup.trail("eu-trail", OTHER, bucket=setup.bucket("eu-logs", OTHER))
-
-    observation = observe_for_trails(aws, None, [HOME], "team", enabled_regions=[HOME, OTHER, THIRD])
-    full = observe_account(aws, None, regions=[HOME, OTHER, THIRD], monitoring=False)
-
-    ours = evaluate(observation.state, trail_arns={own})
-    assert not by_control(ours)["CIS-3.1"].passed
-    assert ours == evaluate(full.state, trail_arns={own})
-    assert "multi-region us-east-1/stopped: not logging" in by_control(ours)["CIS-3.1"].detail
-
-
-def test_for_trails_notes_a_region_without_the_trail(aws: AwsSessions, setup: AwsSetup) -> None:
-    own = setup.trail("team", bucket=setup.bucket("team-logs"))
-
-    observation = observe_for_trails(aws, None, [HOME, OTHER], "team", enabled_regions=[HOME, OTHER])
-
-    assert observation.trail_arns == {own}
-    assert f"no trail team in {OTHER}" in observation.notes

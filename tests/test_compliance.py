@@ -14,15 +14,13 @@ from trailkeeper.core.compliance import (
     CONTROL_IDS,
     LOGGING_CONTROLS,
     ControlResult,
-    ObservedAccountState,
-    ObservedBucketState,
-    ObservedTrailState,
     compliance_condition,
     evaluate,
     flipped,
     public_statements,
     to_status,
 )
+from trailkeeper.core.observed_account import ObservedAccountState, ObservedBucketState, ObservedTrailState
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 ACCOUNT = "123456789012"

@@ -1,16 +1,12 @@
 """What an account's CloudTrail trails and their delivery buckets are, read for the CIS evaluator.
 
-`core.compliance.evaluate` is pure: it judges an `ObservedAccountState`. This module fills one in, reading
+`core.compliance.evaluate` is pure: it judges an `ObservedAccountState` (core/observed_account.py), which
+this module fills in without knowing the judge. It reads
 only (DescribeRegions, DescribeTrails, GetTrailStatus, GetEventSelectors, five S3 bucket reads, the
 account's Block Public Access through s3control, and for the Monitoring section DescribeMetricFilters,
 DescribeAlarms and ListSubscriptionsByTopic), each at most once per region, trail, bucket, log group or
-topic:
-
-* `observe_account` reads every trail of every enabled region and every bucket they deliver to (the
-  `trailkeeper audit` command);
-* `observe_for_trails` reads what one Trail resource's controls need: its own trails and buckets, and of
-  the other trails only as many as it takes to show the account-wide CIS-3.1 coverage (the operator calls
-  it per Trail on every drift check, so it has to stay cheap).
+topic. `observe_account` reads every trail of every enabled region and every bucket they deliver to;
+`trailkeeper audit` and the operator's compliance evaluation both call it, and judge its result alike.
 
 "Every region" means the account's enabled regions: the list the caller gives, else EC2 DescribeRegions
 (remembered per account in an `EnabledRegionsCache`), else -- when that call is denied or fails -- the
@@ -34,13 +30,11 @@ from trailkeeper.aws.buckets import PART_LOGGING, PART_POLICY, PART_PUBLIC_ACCES
 from trailkeeper.aws.errors import AwsError, AwsFailure, classify
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
 from trailkeeper.aws.session import AccountRef, AwsSessions
-from trailkeeper.core.compliance import (
-    CIS_3_1,
+from trailkeeper.core.observed_account import (
     ObservedAccountState,
     ObservedBucketState,
     ObservedMonitoring,
     ObservedTrailState,
-    evaluate,
     log_group_of,
 )
 
@@ -51,7 +45,6 @@ __all__ = [
     "RegionsSource",
     "enabled_regions",
     "observe_account",
-    "observe_for_trails",
 ]
 
 # How long a DescribeRegions answer (or its denial) is trusted: regions are opted in or out rarely, and
@@ -91,8 +84,8 @@ _AWS_ERRORS = (ClientError, BotoCoreError, AwsError, RateLimitTimeoutError)
 class AccountObservation:
     """An observed account, with what could not be read and what was assumed instead (`notes`).
 
-    `trail_arns` are the trails the observation is about: every trail seen (`observe_account`) or the
-    Trail resource's own (`observe_for_trails`), the set to pass to `evaluate(state, trail_arns=...)`.
+    `trail_arns` are the trails the observation is about (every trail seen), the set to pass to
+    `evaluate(state, trail_arns=...)`.
     """
 
     state: ObservedAccountState
@@ -188,54 +181,6 @@ def enabled_regions(
     return enabled
 
 
-def observe_for_trails(
-    sessions: AwsSessions,
-    account: AccountRef | None,
-    trail_regions: Sequence[str],
-    trail_name: str,
-    *,
-    enabled_regions: Sequence[str] | None = None,
-    region_cache: EnabledRegionsCache | None = None,
-    bucket_region: str | None = None,
-) -> AccountObservation:
-    """What one Trail resource's controls need: its trails (`trail_name` homed in `trail_regions`) and
-    their buckets in full, and enough of the account's other trails to judge CIS-3.1.
-
-    DescribeTrails runs in every enabled region (`enabled_regions` when configured, else DescribeRegions
-    through `region_cache`); the other trails' status and selectors are read one at a time, most likely
-    to cover the account first (multi-region trails), until CIS-3.1 passes. Since a trail added to a
-    passing account cannot make CIS-3.1 fail, evaluating the result gives what a full observation would.
-    """
-    observer = _Observer(sessions, account, bucket_region)
-    enabled, source = observer.enabled_regions(enabled_regions, region_cache)
-    if enabled is None:
-        described = observer.fallback_regions(trail_regions)
-    else:
-        described = sorted(enabled | set(trail_regions))
-    listed = observer.list_trails(described)
-    if enabled is None:
-        enabled = observer.seen_regions(listed)
-
-    wanted = set(trail_regions)
-    own = {
-        arn
-        for arn, trail in listed.items()
-        if trail.name == trail_name and trail.home_region in wanted and trail.owner == observer.account_id
-    }
-    for region in sorted(wanted - {listed[arn].home_region for arn in own}):
-        observer.notes.append(f"no trail {trail_name} in {region}")
-    for arn in sorted(own):
-        observer.read(listed[arn])
-    # The other trails matter only to CIS-3.1: read them, the likeliest to cover the account first, until
-    # it passes (once passing it stays passing whatever else is read).
-    others = sorted((t for arn, t in listed.items() if arn not in own), key=_coverage_priority)
-    for trail in others:
-        if _covers_all_regions(observer.state(listed, enabled)):
-            break
-        observer.read(trail)
-    return observer.result(listed, enabled, source, about=own)
-
-
 # --------------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------------
@@ -282,21 +227,6 @@ def _partition(region: str) -> str:
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _coverage_priority(trail: _ListedTrail) -> tuple[bool, bool, str]:
-    # A logging multi-region trail settles CIS-3.1 alone; failing that, region-scoped trails that also
-    # record the global service events are what the all-regions check asks for.
-    settings = trail.settings
-    return (
-        not settings.get("IsMultiRegionTrail"),
-        not settings.get("IncludeGlobalServiceEvents"),
-        trail.arn,
-    )
-
-
-def _covers_all_regions(state: ObservedAccountState) -> bool:
-    return any(r.control == CIS_3_1.id and r.passed for r in evaluate(state, trail_arns=set()))
 
 
 def _event_selectors(

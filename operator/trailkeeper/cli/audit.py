@@ -28,10 +28,10 @@ from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.core.compliance import (
     ACCOUNT_CONTROL_IDS,
     ControlResult,
-    ObservedTrailState,
     evaluate,
     versions_text,
 )
+from trailkeeper.core.observed_account import ObservedTrailState
 
 __all__ = [
     "EXIT_FAILED_CONTROLS",

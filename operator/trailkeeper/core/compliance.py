@@ -2,8 +2,8 @@
 
 The spec says what a Trail should be; compliance is about what the account actually has, including
 trails, buckets and alarms trailkeeper does not own. The aws/ layer observes AWS into the `Observed*`
-dataclasses below and `evaluate` turns them into one `ControlResult` per control, which becomes
-`status.compliance`, the `Compliant` condition and the rows of `trailkeeper audit`.
+dataclasses of core/observed_account.py and `evaluate` turns them into one `ControlResult` per control,
+which becomes `status.compliance`, the `Compliant` condition and the rows of `trailkeeper audit`.
 
 Each CIS control follows its benchmark's audit procedure and carries its number in every version of the
 benchmark that has it (`cis`, from Prowler's maps prowler/compliance/aws/cis_<version>_aws.json); its id
@@ -25,86 +25,13 @@ from typing import Any
 
 from trailkeeper.api.trail import ComplianceResult
 from trailkeeper.core.monitoring import METRIC_FILTER_CONTROLS, MetricFilterControl
-
-# --------------------------------------------------------------------------------------------------
-# Observed state: what the aws/ layer read, in the shapes of the AWS APIs it came from.
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class ObservedTrailState:
-    """One trail as DescribeTrails / GetTrailStatus / GetEventSelectors report it in one region.
-
-    A multi-region trail is listed in every region; outside its home region that copy is a shadow
-    (`is_shadow`) with the same ARN and settings, so the evaluation counts each ARN once.
-    """
-
-    name: str
-    arn: str
-    home_region: str
-    region: str
-    is_multi_region: bool
-    is_organization_trail: bool
-    is_logging: bool
-    log_file_validation: bool
-    include_global_service_events: bool
-    s3_bucket: str
-    s3_key_prefix: str | None = None
-    kms_key_id: str | None = None
-    cloud_watch_logs_log_group_arn: str | None = None
-    latest_cloud_watch_logs_delivery_time: datetime | None = None
-    # GetEventSelectors returns either EventSelectors or AdvancedEventSelectors (PascalCase keys, as
-    # boto3 gives them). Both None means they were not read: taken as CloudTrail's default for a new
-    # trail, all read and write management events and no data events.
-    event_selectors: Sequence[Mapping[str, Any]] | None = None
-    advanced_event_selectors: Sequence[Mapping[str, Any]] | None = None
-    is_shadow: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class ObservedBucketState:
-    """A delivery bucket's access settings.
-
-    `public_access_block` is GetPublicAccessBlock's PublicAccessBlockConfiguration (None when the
-    bucket has none); `policy` is the parsed bucket policy (None when there is none); `versioning` and
-    `mfa_delete` are GetBucketVersioning's Status and MFADelete (None when never set).
-    """
-
-    name: str
-    public_access_block: Mapping[str, bool] | None = None
-    policy: Mapping[str, Any] | None = None
-    logging_enabled: bool = False
-    acl_grants_public: bool = False
-    versioning: str | None = None
-    mfa_delete: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ObservedMonitoring:
-    """What the Monitoring section's audit reads, for the log groups of the account's trails.
-
-    `metric_filters` maps "region/log-group" to DescribeMetricFilters' entries (a group absent from it
-    was not read); `alarms` maps a region to DescribeAlarms' MetricAlarms; `subscribers` maps an SNS
-    topic ARN to how many of its subscriptions are confirmed (SubscriptionArn is an ARN).
-    """
-
-    metric_filters: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
-    alarms: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
-    subscribers: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ObservedAccountState:
-    """Every trail seen in every enabled region of one account, the buckets they deliver to, the
-    account-level Block Public Access (s3control; None when it has none or it could not be read) and
-    what the Monitoring section needs (None: not read, those controls are not evaluated)."""
-
-    account_id: str
-    enabled_regions: frozenset[str]
-    trails: Sequence[ObservedTrailState]
-    buckets: Mapping[str, ObservedBucketState]
-    account_public_access_block: Mapping[str, bool] | None = None
-    monitoring: ObservedMonitoring | None = None
+from trailkeeper.core.observed_account import (
+    ObservedAccountState,
+    ObservedBucketState,
+    ObservedMonitoring,
+    ObservedTrailState,
+    log_group_of,
+)
 
 
 @dataclass(frozen=True)
@@ -862,14 +789,6 @@ def _is_public_principal(principal: object) -> bool:
 # --------------------------------------------------------------------------------------------------
 # The Monitoring section
 # --------------------------------------------------------------------------------------------------
-
-
-def log_group_of(arn: str) -> tuple[str, str] | None:
-    """(region, log group name) of a CloudWatchLogsLogGroupArn (``…:log-group:<name>:*``)."""
-    parts = arn.split(":")
-    if len(parts) < 7 or parts[2] != "logs" or parts[5] != "log-group":
-        return None
-    return parts[3], parts[6]
 
 
 def _check_metric_filter(
