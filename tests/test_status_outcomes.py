@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 
 from support.outcomes import REGION, Outcomes, condition, every_outcome, trail_spec
+from trailkeeper.api.logretention import LogRetentionStatus
+from trailkeeper.api.trail import TrailStatus
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.kube.handlers import _new_events
 from trailkeeper.reconcile.passes import Event, listing
+from trailkeeper.reconcile.status import written
 
 
 @pytest.fixture
@@ -56,6 +59,50 @@ def test_compliant_is_evaluated_in_the_create_pass_and_unknown_until_then(
     for name in ("conflict", "invalid-spec"):
         compliant = condition(outcomes[name]["status"], "Compliant")
         assert (compliant["status"], compliant["reason"]) == ("Unknown", "NotEvaluated"), name
+
+
+def _nulls_in_list_items(value: Any, where: str = "status", in_list: bool = False) -> list[str]:
+    """Where a null sits inside a list item (the API server drops those from the stored list)."""
+    if value is None and in_list:
+        return [where]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in _nulls_in_list_items(v, f"{where}.{k}", in_list)]
+    if isinstance(value, list):
+        return [n for i, v in enumerate(value) for n in _nulls_in_list_items(v, f"{where}[{i}]", True)]
+    return []
+
+
+def _with_retention(aws: AwsSessions, outcomes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    runs = Outcomes(aws)
+    runs.trail("kept", trail_spec("kept"))
+    runs.retention("kept-logs", {"trailRef": {"name": "kept"}, "expirationDays": 400}, runs.specs["kept"])
+    return {**outcomes, "retention-ready": runs.body("LogRetention", "kept-logs")}
+
+
+def test_no_status_list_item_holds_a_null(aws: AwsSessions, outcomes: dict[str, dict[str, Any]]) -> None:
+    bodies = _with_retention(aws, outcomes)
+    assert bodies["conflict"]["status"]["regions"][0].get("error")  # a region item with its fields unset
+    for name, body in bodies.items():
+        assert _nulls_in_list_items(body["status"]) == [], name
+
+
+def test_written_status_round_trips_through_its_model(
+    aws: AwsSessions, outcomes: dict[str, dict[str, Any]]
+) -> None:
+    for name, body in _with_retention(aws, outcomes).items():
+        model = TrailStatus if body["kind"] == "Trail" else LogRetentionStatus
+        status = body["status"]
+        assert written(model, status) == status, name
+        assert model.model_validate(status).model_dump(
+            mode="json", by_alias=True, exclude_unset=True, exclude_none=True
+        ) == {k: v for k, v in status.items() if v is not None}, name
+
+
+def test_a_top_level_null_is_written_as_a_deletion() -> None:
+    assert written(TrailStatus, {"phase": "Deleting", "trailName": None}) == {
+        "phase": "Deleting",
+        "trailName": None,
+    }
 
 
 def test_trail_status_counts_its_regions(aws: AwsSessions) -> None:

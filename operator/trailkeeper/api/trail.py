@@ -540,7 +540,7 @@ class ComplianceResult(Model):
     """
     title: str
     """What the control checks, with its number in each CIS version."""
-    passed: bool | None
+    passed: bool | None = None
     """true: passed; false: failed; null: not decidable yet (Unknown), with the reason in `detail`."""
     detail: str = ""
     """Which trails or buckets passed or failed, and why."""

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from trailkeeper.api.logretention import LogRetentionSpec
+from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
 from trailkeeper.api.manifests import parse_spec
-from trailkeeper.api.trail import TrailSpec, trail_name_problem
+from trailkeeper.api.trail import TrailSpec, TrailStatus, trail_name_problem
 from trailkeeper.aws.account_state import enabled_regions
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
@@ -39,6 +39,7 @@ from trailkeeper.reconcile.status import (
     merge_conditions,
     now_iso,
     with_compliant_placeholder,
+    written,
 )
 from trailkeeper.reconcile.trail import (
     TrailOutcome,
@@ -215,6 +216,32 @@ def trail_pass(
     old_spec_body: Mapping[str, Any] | None = None,
     compliance: ComplianceSettings | None = None,
 ) -> PassReport:
+    """One pass of a Trail (create, update, resume or drift check); its status as TrailStatus holds it."""
+    report = _trail_pass(
+        ref,
+        spec_body,
+        status,
+        sessions,
+        shared,
+        trigger=trigger,
+        old_spec_body=old_spec_body,
+        compliance=compliance,
+    )
+    report.status = written(TrailStatus, report.status)
+    return report
+
+
+def _trail_pass(
+    ref: ObjectRef,
+    spec_body: Any,
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    *,
+    trigger: Trigger,
+    old_spec_body: Mapping[str, Any] | None = None,
+    compliance: ComplianceSettings | None = None,
+) -> PassReport:
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list):
         return _invalid("Trail", spec, ref, status)
@@ -364,6 +391,19 @@ def trail_deletion(
     shared: Shared,
     compliance: ComplianceSettings | None = None,
 ) -> PassReport:
+    """A Trail being deleted: its report (deletionPolicy Delete takes off what it made)."""
+    report = _trail_deletion(ref, spec_body, sessions, shared, compliance)
+    report.status = written(TrailStatus, report.status)
+    return report
+
+
+def _trail_deletion(
+    ref: ObjectRef,
+    spec_body: Any,
+    sessions: AwsSessions,
+    shared: Shared,
+    compliance: ComplianceSettings | None = None,
+) -> PassReport:
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list) or spec.deletion_policy == "Retain":
         # Nothing was (or may be) made from an invalid spec; Retain leaves AWS as it is.
@@ -456,6 +496,24 @@ def retention_pass(
     trigger: Trigger,
     trail_spec_body: Mapping[str, Any] | None,
 ) -> PassReport:
+    """One pass of a LogRetention: its report, status as LogRetentionStatus holds it."""
+    report = _retention_pass(
+        ref, spec_body, status, sessions, shared, trigger=trigger, trail_spec_body=trail_spec_body
+    )
+    report.status = written(LogRetentionStatus, report.status)
+    return report
+
+
+def _retention_pass(
+    ref: ObjectRef,
+    spec_body: Any,
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    *,
+    trigger: Trigger,
+    trail_spec_body: Mapping[str, Any] | None,
+) -> PassReport:
     parsed = parse_spec("LogRetention", plain(spec_body))
     if isinstance(parsed, list):
         return _invalid("LogRetention", parsed, ref, status)
@@ -520,6 +578,20 @@ def _retention_report(
 
 
 def retention_deletion(
+    ref: ObjectRef,
+    spec_body: Any,
+    status: Mapping[str, Any],
+    sessions: AwsSessions,
+    shared: Shared,
+    trail_spec_body: Mapping[str, Any] | None,
+) -> PassReport:
+    """A LogRetention being deleted: its report (deletionPolicy Delete takes its rule off)."""
+    report = _retention_deletion(ref, spec_body, status, sessions, shared, trail_spec_body)
+    report.status = written(LogRetentionStatus, report.status)
+    return report
+
+
+def _retention_deletion(
     ref: ObjectRef,
     spec_body: Any,
     status: Mapping[str, Any],

@@ -7,8 +7,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from trailkeeper.api.logretention import LogRetentionStatus
+from trailkeeper.api.trail import TrailStatus
 from trailkeeper.core.drift import FieldDiff, to_drift_entries
 from trailkeeper.reconcile.errors import RegionFailure
+
+
+def written(model: type[TrailStatus | LogRetentionStatus], body: Mapping[str, Any]) -> dict[str, Any]:
+    """The status a pass writes, as its model (the CRD's status schema) holds it: what the model refuses
+    cannot be written, and nothing is written that the model does not know.
+
+    Written as a JSON merge patch, a null deletes its key: a null a pass sets at the top level is meant so
+    and kept, while nulls inside list items (a region without a topic) are left out, since the API server
+    drops them from the stored list and the written status would differ from the stored one.
+    """
+    status = model.model_validate(body)
+    patch = status.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+    for name in status.model_fields_set:
+        if getattr(status, name) is None:
+            patch[model.model_fields[name].alias or name] = None
+    return patch
 
 
 def now_iso() -> str:
