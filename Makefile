@@ -41,6 +41,12 @@ race: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick --output .bench/results.json
 
+# trailkeeper audit beside Prowler's checks of the same CIS controls, on moto scenarios (about 5 minutes;
+# the first run installs Prowler into its own virtualenv under ~/.cache/trailkeeper-crosscheck).
+.PHONY: crosscheck
+crosscheck: $(STAMP)
+	$(BIN)/python -m bench.crosscheck
+
 # The CRDs are generated from the models; the chart and deploy/ carry byte-equal copies.
 crds: $(STAMP)
 	$(BIN)/trailkeeper crds --output-dir crds
