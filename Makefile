@@ -1,10 +1,11 @@
-# Every target sets up its own virtualenv from pyproject.toml; nothing else is needed beyond python3.
+# Every target sets up its own virtualenv from pyproject.toml; nothing else is needed beyond python3 and,
+# for the real Kubernetes programs built once by `kube-tools`, Go 1.26 with the Go module proxy.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit bench bench-quick crds clean
+.PHONY: run test lint unit bench bench-quick crds clean kube-tools
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +13,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# etcd, kube-apiserver and kubectl of Kubernetes v1.37.2, built from source once into a cache outside the
+# repository (the last line printed); set KUBEBUILDER_ASSETS to use programs of your own instead.
+kube-tools:
+	@if [ -n "$$KUBEBUILDER_ASSETS" ]; then echo "$$KUBEBUILDER_ASSETS"; else kube-tools/build.sh; fi
+
+run: $(STAMP) kube-tools
 	$(BIN)/trailkeeper sandbox
 
-test: lint unit
+test: lint kube-tools unit
 
 LINTED := operator tests $(wildcard bench)
 
@@ -26,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-unit: $(STAMP)
+unit: $(STAMP) kube-tools
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

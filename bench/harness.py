@@ -1,4 +1,4 @@
-"""One stage of the bench: moto behind the call counter, the emulated Kubernetes API, the real operator.
+"""One stage of the bench: moto behind the call counter, a real Kubernetes API server, the real operator.
 
 The operator is ``trailkeeper run`` in a subprocess, started by the end-to-end tests' own harness
 (``tests/support/cluster.py``), so the bench measures the process a user runs, over HTTP to both APIs.
@@ -27,22 +27,9 @@ from bench.watch import ObjectWatcher
 
 use_test_support()
 
-from support.cluster import EmulatedCluster, OperatorProcess  # noqa: E402
+from support.cluster import Cluster, OperatorProcess, kube_access  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# kmock keeps past requests for test assertions, and matches every new request by scanning that history
-# once per reaction: with the emulator's default of 10,000 kept requests, each API request costs time in
-# proportion to all the traffic before it, and the emulated API, not the operator, bounds a burst
-# (200 Trail POSTs alone: 8.1 s with the default, 0.8 s with 1). The bench asserts nothing on past
-# requests, so it keeps only the one being served.
-API_REQUEST_HISTORY = 1
-
-
-class BenchCluster(EmulatedCluster):
-    """The end-to-end tests' emulated cluster, with an API server that keeps no request history."""
-
-    def __init__(self, kubeconfig: Path, request_history: int = API_REQUEST_HISTORY) -> None:
-        super().__init__(kubeconfig, request_history=request_history)
 
 
 def memory_kib(pid: int, field: str) -> int | None:
@@ -137,7 +124,6 @@ class Stage:
         operator_src: Path | None = None,
         metrics_port: int | None = None,
         extra_args: tuple[str, ...] = (),
-        api_request_history: int = API_REQUEST_HISTORY,
     ) -> None:
         self.moto = moto
         self.workdir = workdir
@@ -145,18 +131,17 @@ class Stage:
         self.resync_scale = resync_scale
         self.operator_src = operator_src
         self.metrics_port = metrics_port
-        self.api_request_history = api_request_history
         self.extra_args = extra_args
         self.log = workdir / f"{name}-operator.log"
-        self.cluster: EmulatedCluster | None = None
+        self.cluster: Cluster | None = None
         self.operator: OperatorProcess | None = None
         self.watcher: ObjectWatcher | None = None
 
     @contextmanager
     def running(self) -> Iterator[Stage]:
         with ExitStack() as stack:
-            kubeconfig = self.workdir / f"{self.name}.kubeconfig"
-            self.cluster = stack.enter_context(BenchCluster(kubeconfig, self.api_request_history))
+            access = stack.enter_context(kube_access(self.workdir / f"{self.name}-kube"))
+            self.cluster = stack.enter_context(Cluster(access))
             extra = list(self.extra_args)
             if self.metrics_port:
                 extra += ["--metrics-port", str(self.metrics_port)]
@@ -167,7 +152,7 @@ class Stage:
             )
             operator.env = {**operator.env, **_operator_env(self.operator_src)}
             self.operator = stack.enter_context(operator)
-            self.watcher = stack.enter_context(ObjectWatcher(self.cluster.url))
+            self.watcher = stack.enter_context(ObjectWatcher(access.url, access.ssl_context()))
             yield self
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,10 +46,11 @@ def _ready(status: dict[str, Any]) -> bool:
 class ObjectWatcher:
     """Follows every Trail and LogRetention of the API at `url` until closed."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, context: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 80
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._context = context if parts.scheme == "https" else None
         self._lock = threading.Condition()
         self._objects: dict[Key, ObjectTimeline] = {}
         self._connections: list[http.client.HTTPConnection] = []
@@ -80,7 +82,11 @@ class ObjectWatcher:
     def _follow(self, kind: str) -> None:
         resource_version = ""
         while not self._closed:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=None)
+            connection = (
+                http.client.HTTPSConnection(self._host, self._port, timeout=None, context=self._context)
+                if self._context is not None
+                else http.client.HTTPConnection(self._host, self._port, timeout=None)
+            )
             with self._lock:
                 self._connections.append(connection)
             path = f"{GROUP_PATH}/{PLURALS[kind]}?watch=true"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from support.cluster import EmulatedCluster, OperatorProcess
+from support.cluster import Cluster, KubeAccess, OperatorProcess, kube_access
 from support.faults import FaultInjector
 from support.moto_server import TEST_REGION, InProcessMotoServer, MakeAws, MotoServer
 from trailkeeper.aws.calls import CallRecorder
@@ -130,15 +130,29 @@ def faulty_aws(
 
 
 # ---------------------------------------------------------------------------------------------
-# The operator process (end-to-end tests; each module provides its own `cluster` fixture)
+# The Kubernetes API server (one per session) and the operator process (end-to-end tests)
 # ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAccess]:
+    """The session's real API server (see support.cluster.kube_access), CRDs and operator RBAC installed."""
+    with kube_access(tmp_path_factory.mktemp("kube")) as access:
+        yield access
+
+
+@pytest.fixture
+def cluster(kube: KubeAccess) -> Iterator[Cluster]:
+    """The API server with no trailkeeper object, event or peering left from another test."""
+    with Cluster(kube) as view:
+        yield view
 
 
 @pytest.fixture
 def operator(
-    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
+    cluster: Cluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
-    """`trailkeeper run` against the module's emulated cluster and a freshly reset moto."""
+    """`trailkeeper run` against the API server and a freshly reset moto."""
     moto_server.reset()
     with OperatorProcess(cluster.kubeconfig, moto_endpoint, tmp_path / "operator.log") as process:
         yield process

@@ -1,22 +1,19 @@
 """Several replicas in one kopf peering: the one of the highest priority reconciles, the others stand by,
-and one of them takes over when the active replica dies. Real operator processes, the emulated API with
+and one of them takes over when the active replica dies. Real operator processes, a real API server with
 kopf's peering CRDs (as the chart and deploy/ install them), and moto."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from support.cluster import EmulatedCluster, OperatorProcess, eventually
+from support.cluster import Cluster, OperatorProcess, eventually
 from support.moto_server import MotoServer
 
 pytestmark = pytest.mark.e2e
 
 PEERING = "trailkeeper"
-PEERING_CRDS = Path(__file__).resolve().parent.parent / "deploy" / "crds" / "kopf-peering.yaml"
 LIFETIME = 4  # seconds a keep-alive counts: how long a standby waits after the active replica died
 
 
@@ -25,20 +22,17 @@ def spec(bucket: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EmulatedCluster]:
-    with EmulatedCluster(tmp_path / "kubeconfig") as emulated:
-        for document in yaml.safe_load_all(PEERING_CRDS.read_text(encoding="utf-8")):
-            if document:
-                emulated.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", document)
-        emulated.request(
-            "POST",
-            "/apis/kopf.dev/v1/clusterkopfpeerings",
-            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}},
-        )
-        yield emulated
+def peering(cluster: Cluster) -> str:
+    """The ClusterKopfPeering the chart installs (its CRD is installed with trailkeeper's)."""
+    cluster.request(
+        "POST",
+        "/apis/kopf.dev/v1/clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}},
+    )
+    return PEERING
 
 
-def replica(cluster: EmulatedCluster, endpoint: str, log: Path, priority: int) -> OperatorProcess:
+def replica(cluster: Cluster, endpoint: str, log: Path, priority: int) -> OperatorProcess:
     return OperatorProcess(
         cluster.kubeconfig,
         endpoint,
@@ -51,7 +45,7 @@ def replica(cluster: EmulatedCluster, endpoint: str, log: Path, priority: int) -
     )
 
 
-def peer_priorities(cluster: EmulatedCluster) -> list[int]:
+def peer_priorities(cluster: Cluster) -> list[int]:
     peering = cluster.request("GET", f"/apis/kopf.dev/v1/clusterkopfpeerings/{PEERING}")
     return sorted(int(peer["priority"]) for peer in (peering.get("status") or {}).values())
 
@@ -61,7 +55,7 @@ def handled(process: OperatorProcess) -> int:
 
 
 def test_one_replica_reconciles_and_a_standby_takes_over_when_it_dies(
-    cluster: EmulatedCluster, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
+    cluster: Cluster, peering: str, moto_server: MotoServer, moto_endpoint: str, tmp_path: Path
 ) -> None:
     moto_server.reset()
     # A replica starts paused and works only once the peering shows no live peer above it: the standby,

@@ -4,30 +4,23 @@
   AWS region. The region of a request is read from its SigV4 credential scope
   (``Credential=<key>/<date>/<region>/<service>/aws4_request``), which every boto3 call carries, so
   "eu-west-1 answers 503 to everything" is ``injector.region("eu-west-1").add(FaultRule(...))``.
-* :class:`FaultyCluster` is the :class:`~support.cluster.EmulatedCluster` with a handle on its
-  :class:`~trailkeeper.kube.emulator.KubeEmulator`, so kmock reactions (``emu[criteria][:n] << 409``)
-  can be added from the test thread while the operator runs.
+* Faults of the Kubernetes API (409 Conflict on status writes) come from :mod:`support.kube_front`.
 * :func:`moto_state` reads what moto holds (trails, buckets, policies, topics) in every region.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
-import kmock
 from botocore.exceptions import ClientError
 
-from support.cluster import EmulatedCluster
 from support.faults import FaultHit, FaultInjector, WSGIApp
-from trailkeeper.kube.emulator import KubeEmulator
 
 T = TypeVar("T")
 
@@ -81,61 +74,6 @@ class RegionalFaultInjector(FaultInjector):
         with self._regional_lock:
             regional = list(self._regional.values())
         return self.hits + [hit for injector in regional for hit in injector.hits]
-
-
-class FaultyCluster(EmulatedCluster):
-    """The emulated cluster, with its emulator at hand for kmock fault reactions.
-
-    ``request_history`` bounds the requests the emulator remembers: kmock matches every request against
-    every reaction by filtering the remembered ones, so a long history makes each request slower. A small
-    one suits a test that sends many objects and counts no requests; a slice reaction (``[:n]``) needs the
-    requests it answered to stay remembered, so keep the default when using one.
-    """
-
-    def __init__(self, kubeconfig: Path, *, request_history: int = 10_000) -> None:
-        super().__init__(kubeconfig, request_history=request_history)
-
-    @property
-    def emulator(self) -> KubeEmulator:
-        assert self.api is not None, "the cluster is not running"
-        return self.api.emulator
-
-    def on_loop(self, action: Callable[[KubeEmulator], T]) -> T:
-        """Run ``action(emulator)`` on the emulator's event loop (the DSL is not thread-safe)."""
-        assert self._loop is not None
-
-        async def call() -> T:
-            return action(self.emulator)
-
-        coroutine: Awaitable[T] = call()
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)  # type: ignore[arg-type]
-
-    def conflict_status_patches(self, plural: str, name: str, count: int) -> Callable[[], int]:
-        """Answer the next ``count`` PATCHes of the status of ``<plural>/<name>`` (in any namespace) with
-        409 Conflict, as an API server does when another writer changed the object first. Returns how many
-        were answered so far.
-
-        kmock slices count the matching requests since the emulator started; the request id criterion
-        makes them count from now on (ids grow with the remembered requests: keep the default history).
-        """
-        resource = kmock.resource("trailkeeper.io", "v1alpha1", plural)
-        status = {
-            "apiVersion": "v1",
-            "kind": "Status",
-            "status": "Failure",
-            "reason": "Conflict",
-            "code": 409,
-            "message": f"Operation cannot be fulfilled on {plural}.trailkeeper.io: "
-            "the object has been modified; please apply your changes to the latest version and try again",
-        }
-
-        def install(emulator: KubeEmulator) -> Any:
-            first = len(emulator._requests)
-            view = emulator[kmock.action.UPDATE, resource, kmock.name(name), kmock.subresource("status")]
-            return view[lambda request: request.id >= first][:count] << 409 << status
-
-        reaction = self.on_loop(install)
-        return lambda: self.on_loop(lambda _: len(list(reaction)))
 
 
 # ---------------------------------------------------------------------------------------------

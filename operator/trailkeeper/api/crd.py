@@ -205,6 +205,31 @@ def _admit(root: dict[str, Any], admission: Admission) -> None:
         schema_at(root, path).setdefault("x-kubernetes-validations", []).append(dict(rule))
 
 
+def _strip_defaults(node: Any) -> None:
+    if isinstance(node, dict):
+        node.pop("default", None)
+        for value in node.values():
+            _strip_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _strip_defaults(value)
+
+
+def _no_defaults_in_atomic_lists(node: dict[str, Any]) -> None:
+    """No schema default inside the items of an atomic list (the models still apply them, and the
+    descriptions still say them). Server-side apply compares an atomic list as one value: the stored list
+    would carry defaults that the applied one does not, and a second field manager (kubectl after Flux,
+    Flux after kubectl) would meet a conflict over a list both wrote the same."""
+    for sub in (node.get("properties") or {}).values():
+        _no_defaults_in_atomic_lists(sub)
+    items = node.get("items")
+    if isinstance(items, dict):
+        if node.get("x-kubernetes-list-type", "atomic") == "atomic":
+            _strip_defaults(items)
+        else:
+            _no_defaults_in_atomic_lists(items)
+
+
 def crd(info: KindInfo) -> dict[str, Any]:
     spec_schema = _explained(model_schema(info.spec))
     status_schema = _explained(model_schema(info.status, mode="serialization"))
@@ -226,6 +251,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
         },
     }
     _admit(root, info.admission)
+    _no_defaults_in_atomic_lists(spec_schema)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

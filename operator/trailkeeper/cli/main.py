@@ -255,7 +255,7 @@ def run_command(
     help="Where to write the kubeconfig.",
 )
 @click.option(
-    "--port", type=int, default=8443, show_default=True, help="Port of the emulated Kubernetes API."
+    "--port", type=int, default=8443, show_default=True, help="Port of the local Kubernetes API server."
 )
 @click.option("--aws-port", type=int, default=5000, show_default=True, help="Port of the local moto AWS.")
 @click.option(
@@ -289,7 +289,8 @@ def sandbox(
     resync_scale: float,
     exit_when_ready: bool,
 ) -> None:
-    """A local emulated Kubernetes API + a local moto AWS + the operator, until interrupted."""
+    """A local Kubernetes API server (etcd + kube-apiserver, built once by `make kube-tools`) + a local
+    moto AWS + the operator, until interrupted."""
     from trailkeeper.cli.sandbox import SandboxOptions, run_sandbox
 
     configure_logging("WARNING", "plain")

@@ -1,28 +1,37 @@
-"""`trailkeeper sandbox`: an emulated Kubernetes API, a local moto AWS and the operator, in one process.
+"""`trailkeeper sandbox`: a real local Kubernetes API server, a local moto AWS and the operator.
 
-For trying trailkeeper without a cluster or an AWS account: kubectl works against the emulated API
-(the kubeconfig it writes), the AWS CLI or boto3 against the moto endpoint it prints.
+etcd and kube-apiserver come from `make kube-tools` (see `trailkeeper.localkube`); the examples are
+applied with the same kubectl, validation on, exactly as a user would apply them. kubectl works against
+the kubeconfig it writes, the AWS CLI or boto3 against the moto endpoint it prints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 
 from trailkeeper.api.crd import KINDS, crd
-from trailkeeper.api.manifests import load_manifests
 from trailkeeper.kube.config import GROUP, VERSION, OperatorConfig
 from trailkeeper.kube.process import run_operator
+from trailkeeper.localkube.client import KubeHttp
+from trailkeeper.localkube.control_plane import (
+    ControlPlane,
+    ControlPlaneError,
+    LocalControlPlane,
+    check_port_free,
+)
+from trailkeeper.localkube.tools import KUBE_VERSION, KubeToolsMissing, find_tools
 
 READY_TIMEOUT = 90.0
 
@@ -37,44 +46,6 @@ class SandboxOptions:
     exit_when_ready: bool = False
 
 
-class ApiClient:
-    """The few calls the sandbox makes to the emulated API (kubectl does the rest for the user)."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session = session
-        self.url = url
-
-    async def create(self, path: str, body: dict[str, Any]) -> None:
-        async with self.session.post(f"{self.url}{path}", json=body) as response:
-            if response.status == 409:
-                return  # already there: the sandbox was pointed at objects it made before
-            if response.status >= 400:
-                raise click.ClickException(f"POST {path}: {response.status} {await response.text()}")
-
-    async def list(self, plural: str) -> list[dict[str, Any]]:
-        async with self.session.get(f"{self.url}/apis/{GROUP}/{VERSION}/{plural}") as response:
-            response.raise_for_status()
-            items = (await response.json()).get("items") or []
-            return [i for i in items if isinstance(i, dict)]
-
-
-def _plural(kind: str) -> str:
-    return next(info.plural for info in KINDS if info.kind == kind)
-
-
-async def _apply_examples(api: ApiClient, directory: Path) -> list[tuple[str, str]]:
-    manifests, problems = load_manifests([directory])
-    for problem in problems:
-        click.echo(f"skipped: {problem}", err=True)
-    applied = []
-    for manifest in manifests:
-        namespace = manifest.namespace
-        body = {**manifest.body, "metadata": {**manifest.body["metadata"], "namespace": namespace}}
-        await api.create(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{_plural(manifest.kind)}", body)
-        applied.append((manifest.kind, manifest.name))
-    return applied
-
-
 def _condition(item: dict[str, Any], kind: str) -> dict[str, Any]:
     for condition in (item.get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind:
@@ -82,11 +53,16 @@ def _condition(item: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-async def _wait_and_report(api: ApiClient, expected: int) -> bool:
+def _list(api: KubeHttp, plural: str) -> list[dict[str, Any]]:
+    items = api.request("GET", f"/apis/{GROUP}/{VERSION}/{plural}").get("items") or []
+    return [i for i in items if isinstance(i, dict)]
+
+
+async def _wait_and_report(api: KubeHttp, expected: int) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        items = await api.list("trails") + await api.list("logretentions")
+        items = await asyncio.to_thread(lambda: _list(api, "trails") + _list(api, "logretentions"))
         if len(items) >= expected and all(_condition(i, "Ready").get("status") == "True" for i in items):
             break
         await asyncio.sleep(0.5)
@@ -118,9 +94,110 @@ def _start_moto(port: int) -> Any:
     return server
 
 
-async def _serve(options: SandboxOptions) -> int:
-    from trailkeeper.kube.emulator import SandboxAPI, write_kubeconfig
+def _install_crds(api: KubeHttp) -> None:
+    for info in KINDS:
+        api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(info))
+    deadline = time.monotonic() + 30
+    for info in KINDS:
+        # Established, then its storage answers (a new CRD's first answers are 429 for a moment).
+        while True:
+            answer = api.request("GET", f"/apis/{GROUP}/{VERSION}/{info.plural}", ok_statuses=(404, 429))
+            if answer is not None and answer.get("kind", "").endswith("List"):
+                break
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"the API server did not serve {info.plural} within 30 s")
+            time.sleep(0.2)
 
+
+def _apply_examples(plane: ControlPlane, kubeconfig: Path, directory: Path) -> int:
+    """`kubectl apply -f <dir>`, as a user runs it (validation on); the number of objects applied."""
+    done = subprocess.run(
+        [str(plane.tools.kubectl), "--kubeconfig", str(kubeconfig), "apply", "-f", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for line in done.stderr.splitlines():
+        click.echo(f"kubectl: {line}", err=True)
+    if done.returncode != 0:
+        raise click.ClickException(f"kubectl apply -f {directory} failed (exit {done.returncode})")
+    return sum(1 for line in done.stdout.splitlines() if line.strip())
+
+
+def _shown(path: Path) -> str:
+    """A path as a user at this shell would type it: relative to here, or under $HOME, else absolute."""
+    resolved = path.resolve()
+    for base, shown in ((Path.cwd(), ""), (Path.home(), "$HOME/")):
+        with contextlib.suppress(ValueError):
+            relative = resolved.relative_to(base)
+            return f"{shown}{relative}"
+    return str(resolved)
+
+
+def _print_how_to(kubeconfig: Path, plane: ControlPlane, aws_url: str) -> None:
+    kubectl_dir = _shown(plane.tools.kubectl.parent)
+    click.echo("\nLook at it with kubectl (the one built with the API server; any kubectl 1.36+ works):")
+    click.echo(f'  export KUBECONFIG={_shown(kubeconfig)} PATH="{kubectl_dir}:$PATH"')
+    click.echo("  kubectl get trails,logretentions -o wide")
+    click.echo("  kubectl explain trail.spec.destination")
+    click.echo("  kubectl apply --server-side -f examples/")
+    click.echo("  kubectl diff -f examples/")
+    click.echo("And at AWS (moto takes any credentials, but boto3 wants some):")
+    click.echo("  export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1")
+    click.echo(f"  aws --endpoint-url {aws_url} cloudtrail describe-trails")
+    click.echo(f"  {_shown(Path(_command()))} diff -f examples/ --aws-endpoint-url {aws_url}")
+
+
+async def _operate(options: SandboxOptions, plane: ControlPlane, aws_url: str) -> int:
+    api = plane.admin()
+    await asyncio.to_thread(_install_crds, api)
+    kubeconfig = options.kubeconfig
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    kubeconfig.write_bytes(plane.kubeconfig.read_bytes())
+    kubeconfig.chmod(0o600)
+    click.echo(f"Kubernetes API:            {plane.url} (kube-apiserver {KUBE_VERSION})")
+    click.echo(f"AWS (moto):                {aws_url}")
+    applied = 0
+    if options.examples is not None and options.examples.is_dir():
+        applied = await asyncio.to_thread(_apply_examples, plane, kubeconfig, options.examples)
+        click.echo(f"Applied {applied} objects from {options.examples}/ with kubectl; reconciling…")
+    from trailkeeper.cli.operate import make_runtime
+
+    # The operator logs in as kubectl does: through the kubeconfig.
+    os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
+    config = OperatorConfig(peering=None, resync_scale=options.resync_scale)
+    runtime = make_runtime(config, endpoint_url=aws_url, region="us-east-1", rate_limited=False)
+    started = asyncio.Event()
+    operator = asyncio.create_task(run_operator(runtime, ready_flag=started))
+    await asyncio.wait({operator, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    # kopf takes SIGINT/SIGTERM for a graceful stop that gives each task up to 5 s; the sandbox takes
+    # them back and cancels the operator instead, so Ctrl-C ends everything within a second or two.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    all_ready = await _wait_and_report(api, applied) if applied else True
+    _print_how_to(kubeconfig, plane, aws_url)
+    if not options.exit_when_ready:
+        click.echo("\nRunning; Ctrl-C stops it.")
+        await asyncio.wait({operator, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    operator.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await operator
+    return 0 if all_ready else 1
+
+
+def run_sandbox(options: SandboxOptions) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # a log file or a pipe sees each line as it comes
+    try:
+        check_port_free(options.port, "--port")
+        check_port_free(options.aws_port, "--aws-port")
+        tools = find_tools()
+    except (ControlPlaneError, KubeToolsMissing) as error:
+        raise click.ClickException(str(error)) from None
     aws_url = f"http://127.0.0.1:{options.aws_port}"
     # moto accepts any credentials; set harmless ones so nothing reaches for real ones.
     for key, value in (
@@ -130,64 +207,16 @@ async def _serve(options: SandboxOptions) -> int:
     ):
         os.environ[key] = value
     moto = _start_moto(options.aws_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    workdir = options.kubeconfig.parent / "control-plane"
     try:
-        async with SandboxAPI(port=options.port) as server, aiohttp.ClientSession() as http:
-            api = ApiClient(http, server.url)
-            for info in KINDS:
-                await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(info))
-            options.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-            write_kubeconfig(options.kubeconfig, server.url)
-            from trailkeeper.cli.operate import make_runtime
-
-            config = OperatorConfig(peering=None, resync_scale=options.resync_scale)
-            runtime = make_runtime(config, endpoint_url=aws_url, region="us-east-1", rate_limited=False)
-            ready = asyncio.Event()
-            operator = asyncio.create_task(
-                run_operator(runtime, server_url=server.url, stop_flag=stop, ready_flag=ready)
-            )
-            await asyncio.wait_for(ready.wait(), timeout=30)
-            click.echo(f"Kubernetes API (emulated): {server.url}")
-            click.echo(f"AWS (moto):                {aws_url}")
-            applied: list[tuple[str, str]] = []
-            if options.examples is not None and options.examples.is_dir():
-                applied = await _apply_examples(api, options.examples)
-                click.echo(f"Applied {len(applied)} objects from {options.examples}/; reconciling…")
-            all_ready = await _wait_and_report(api, len(applied)) if applied else True
-            kubeconfig = options.kubeconfig.resolve()
-            click.echo(
-                "\nLook at it with kubectl (the emulated API serves no OpenAPI, hence --validate=false):"
-            )
-            click.echo(f"  export KUBECONFIG={kubeconfig}")
-            click.echo("  kubectl get trails,logretentions")
-            click.echo("  kubectl describe trail audit")
-            click.echo("  kubectl apply --validate=false -f examples/")
-            click.echo("And at AWS (moto takes any credentials, but boto3 wants some):")
-            click.echo(
-                "  export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1"
-            )
-            click.echo(f"  aws --endpoint-url {aws_url} cloudtrail describe-trails")
-            click.echo(f"  {_command()} diff -f examples/ --aws-endpoint-url {aws_url}")
-            if options.exit_when_ready:
-                stop.set()
-            else:
-                click.echo("\nRunning; Ctrl-C stops it.")
-            await operator
-            return 0 if all_ready else 1
-    finally:
-        moto.stop()
-
-
-def run_sandbox(options: SandboxOptions) -> int:
-    try:
-        return asyncio.run(_serve(options))
+        with LocalControlPlane(workdir, tools=tools, port=options.port, progress=click.echo) as plane:
+            return asyncio.run(_operate(options, plane, aws_url))
+    except ControlPlaneError as error:
+        raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         return 0
     finally:
+        moto.stop()
         sys.stdout.flush()
 
 
