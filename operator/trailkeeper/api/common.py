@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import boto3
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
@@ -234,7 +235,17 @@ class DriftEntry(Model):
     """
 
 
-ResyncSeconds = Annotated[int, Strict(), Field(ge=30, le=86400)]
+MIN_RESYNC_SECONDS = 30
+DEFAULT_RESYNC_SECONDS = 300
+ResyncSeconds = Annotated[int, Strict(), Field(ge=MIN_RESYNC_SECONDS, le=86400)]
+
+
+def resync_seconds_of(spec: Any) -> int:
+    """The resyncSeconds of a stored spec (a Trail's or a LogRetention's), without validating the rest of
+    it: the default when unset or out of bounds (the models refuse such a spec by name)."""
+    value = spec.get("resyncSeconds") if isinstance(spec, Mapping) else None
+    valid = isinstance(value, int) and not isinstance(value, bool) and value >= MIN_RESYNC_SECONDS
+    return value if valid and isinstance(value, int) else DEFAULT_RESYNC_SECONDS
 
 
 # -- subscription endpoints ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Annotated, Self
 from pydantic import Field, Strict, model_validator
 
 from trailkeeper.api.common import (
+    DEFAULT_RESYNC_SECONDS,
     AccountRef,
     BucketName,
     Condition,
@@ -109,7 +110,7 @@ class LogRetentionSpec(Model):
     removes only this object's own lifecycle rule from each bucket in `status.buckets`; other rules are
     left alone.
     """
-    resync_seconds: ResyncSeconds = 300
+    resync_seconds: ResyncSeconds = DEFAULT_RESYNC_SECONDS
     """Period of the periodic drift check, in seconds, 30 to 86400. Each object's period is spread by ±10 %
     with a stable hash of its uid so objects with the same period do not all check at once; the operator's
     `--resync-scale` multiplies it.

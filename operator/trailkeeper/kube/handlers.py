@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from trailkeeper.api.common import resync_seconds_of
 from trailkeeper.kube.config import GROUP, LAST_HANDLED, VERSION, Runtime, jittered_period
 from trailkeeper.kube.status_writer import StatusWriteError
 from trailkeeper.metrics import outcome_of
@@ -165,9 +166,7 @@ def _due(runtime: Runtime, meta: Mapping[str, Any], spec: Any, status: Mapping[s
     last = status.get("lastDriftCheckTime") or status.get("lastSyncTime")
     if not last:
         return True
-    value = spec.get("resyncSeconds") if isinstance(spec, Mapping) else None
-    resync = value if isinstance(value, int) and value >= 30 else 300
-    period = jittered_period(resync, runtime.config.resync_scale, uid)
+    period = jittered_period(resync_seconds_of(spec), runtime.config.resync_scale, uid)
     elapsed = time.time() - _epoch(str(last))
     return elapsed >= period
 
@@ -184,224 +183,205 @@ def _invalid_and_unchanged(meta: Mapping[str, Any], status: Mapping[str, Any]) -
     return ready.get("reason") == "InvalidSpec" and status.get("observedGeneration") == meta.get("generation")
 
 
-def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
-    """Every handler of both kinds, bound to one runtime (sessions, caches, locks)."""
-    tick = runtime.config.tick_seconds
+# -- Trails ----------------------------------------------------------------------------------------------
+# Every handler finds the operator's Runtime in kopf's memo (kube/process.py puts it there).
 
-    def run_trail(
-        trigger: Trigger,
-        body: Any,
-        meta: Any,
-        spec: Any,
-        status: Any,
-        patch: Any,
-        retry: int,
-        kwargs: Mapping[str, Any],
-        old: Any = None,
-    ) -> None:
-        spec = _spec(body)
-        ref = _ref(meta)
-        # With field="spec", kopf hands over the old value of the spec itself, not the old body.
-        old_spec = old if isinstance(old, Mapping) else None
-        started = time.perf_counter()
-        with runtime.object_locks.hold(ref.uid):
-            report = trail_pass(
-                ref,
-                spec,
-                status,
-                runtime.sessions,
-                runtime.shared,
-                trigger=trigger,
-                old_spec_body=old_spec,
-                compliance=runtime.compliance,
-            )
-        _measure(runtime, "Trail", ref, started, report)
-        follow_trail(ref, report, kwargs)
-        _post(runtime, body, report, patch, retry)
 
-    @kopf.on.create(*TRAILS, id="trail_created", registry=registry)
-    def trail_created(
-        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **kwargs: Any
-    ) -> None:
-        run_trail("create", body, meta, spec, status, patch, retry, kwargs)
+def _run_trail(
+    trigger: Trigger, body: Any, meta: Any, status: Any, memo: Any, kwargs: Mapping[str, Any], old: Any = None
+) -> PassReport:
+    runtime: Runtime = memo.runtime
+    ref = _ref(meta)
+    started = time.perf_counter()
+    with runtime.object_locks.hold(ref.uid):
+        report = trail_pass(
+            ref,
+            _spec(body),
+            status,
+            runtime.sessions,
+            runtime.shared,
+            trigger=trigger,
+            # With field="spec", kopf hands over the old value of the spec itself, not the old body.
+            old_spec_body=old if isinstance(old, Mapping) else None,
+            compliance=runtime.compliance,
+        )
+    _measure(runtime, "Trail", ref, started, report)
+    _follow_trail(runtime, ref, report, kwargs)
+    return report
 
-    @kopf.on.update(*TRAILS, field="spec", id="trail_updated", registry=registry)
-    def trail_updated(
-        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, old: Any, **kwargs: Any
-    ) -> None:
-        run_trail("update", body, meta, spec, status, patch, retry, kwargs, old=old)
 
-    @kopf.on.resume(*TRAILS, id="trail_resumed", registry=registry)
-    def trail_resumed(
-        body: Any, meta: Any, spec: Any, status: Any, patch: Any, retry: int, **kwargs: Any
-    ) -> None:
-        run_trail("resume", body, meta, spec, status, patch, retry, kwargs)
+def trail_created(body: Any, meta: Any, status: Any, patch: Any, retry: int, memo: Any, **kw: Any) -> None:
+    _post(memo.runtime, body, _run_trail("create", body, meta, status, memo, kw), patch, retry)
 
-    @kopf.timer(*TRAILS, interval=tick, sharp=False, id="trail_drift_check", registry=registry)
-    def trail_drift_check(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        spec = _spec(body)
-        if _invalid_and_unchanged(meta, status) or not _due(runtime, meta, spec, status):
-            return
-        ref = _ref(meta)
-        started = time.perf_counter()
-        with runtime.object_locks.hold(ref.uid):
-            report = trail_pass(
-                ref,
-                spec,
-                status,
-                runtime.sessions,
-                runtime.shared,
-                trigger="timer",
-                compliance=runtime.compliance,
-            )
-        _measure(runtime, "Trail", ref, started, report)
-        follow_trail(ref, report, kwargs)
-        report.retry_after = None  # the next tick retries; a timer error would only add noise
-        _post(runtime, body, report, patch, timer=True)
 
-    @kopf.on.delete(*TRAILS, id="trail_deleted", registry=registry)
-    def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, **_: Any) -> None:
-        spec = _spec(body)
-        ref = _ref(meta)
-        with runtime.object_locks.hold(ref.uid):
-            report = trail_deletion(ref, spec, runtime.sessions, runtime.shared, runtime.compliance)
-        if report.retry_after is None:
-            runtime.metrics.forget("Trail", ref.namespace, ref.name)
-            runtime.lasting_events.pop(ref.uid, None)
-        _post(runtime, body, report, patch, retry)
+def trail_updated(
+    body: Any, meta: Any, status: Any, patch: Any, retry: int, old: Any, memo: Any, **kw: Any
+) -> None:
+    _post(memo.runtime, body, _run_trail("update", body, meta, status, memo, kw, old), patch, retry)
 
-    # LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its
-    # buckets and prefix without an API call, and stays current as Trails change.
-    @kopf.index(*TRAILS, id="trail_specs", registry=registry)
-    def trail_specs(namespace: Any, name: Any, body: Any, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(str(namespace or "default"), str(name)): plain(body.get("spec"))}
 
-    def trail_spec_for(spec: Any, meta: Mapping[str, Any], index: Any) -> Any:
-        ref = spec.get("trailRef") if isinstance(spec, Mapping) else None
-        if not isinstance(ref, Mapping):
-            return None  # no Trail to follow, or a malformed reference the models refuse by name
-        key = (str(meta.get("namespace") or "default"), str(ref.get("name", "")))
-        found = list(index.get(key, [])) if ref else []
-        return found[0] if found else None
+def trail_resumed(body: Any, meta: Any, status: Any, patch: Any, retry: int, memo: Any, **kw: Any) -> None:
+    _post(memo.runtime, body, _run_trail("resume", body, meta, status, memo, kw), patch, retry)
 
-    # ...and the other way round: the LogRetentions that follow each Trail, as their last watch event
-    # showed them, so that a Trail's pass can start theirs at once (kube/dependents.py).
-    @kopf.index(*RETENTIONS, id="retentions_by_trail", registry=registry)
-    def retentions_by_trail(
-        namespace: Any, body: Any, **_: Any
-    ) -> dict[tuple[str, str], dict[str, Any]] | None:
-        spec = body.get("spec")
-        ref = spec.get("trailRef") if isinstance(spec, Mapping) else None
-        if not isinstance(ref, Mapping) or not ref.get("name"):
-            return None
-        return {(str(namespace or "default"), str(ref["name"])): _snapshot(body)}
 
-    def follow_trail(trail: ObjectRef, report: PassReport, kwargs: Mapping[str, Any]) -> None:
-        """After a pass of `trail` (its buckets now made, or its spec now known): run every LogRetention
-        following it that is not Ready, or whose buckets the Trail moved."""
-        if report.invalid is not None or runtime.status_writer is None:
-            return  # no buckets to wait for; or no writer for a status outside a handler (unit tests)
-        key = (trail.namespace, trail.name)
-        if not list(kwargs["retentions_by_trail"].get(key, [])):
-            return
-        waiting, trails = kwargs["retentions_by_trail"], kwargs["trail_specs"]
-        runtime.dependents.notify(key, lambda: run_waiting(key, waiting, trails))
+def trail_drift_check(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
+    if _invalid_and_unchanged(meta, status) or not _due(memo.runtime, meta, _spec(body), status):
+        return
+    report = _run_trail("timer", body, meta, status, memo, kw)
+    report.retry_after = None  # the next tick retries; a timer error would only add noise
+    _post(memo.runtime, body, report, patch, timer=True)
 
-    def run_waiting(key: tuple[str, str], waiting: Any, trails: Any) -> None:
-        for body in list(waiting.get(key, [])):
-            meta, status = body.get("metadata") or {}, body.get("status") or {}
-            spec = body.get("spec")
-            if meta.get("deletionTimestamp") or _invalid_and_unchanged(meta, status):
-                continue
-            trail = trail_spec_for(spec, meta, trails)
-            if _is_ready(status) and not retention_targets_changed(spec, status, trail):
-                continue
-            ref = _ref(meta)
-            started = time.perf_counter()
-            with runtime.object_locks.hold(ref.uid):
-                report = retention_pass(
-                    ref,
-                    spec,
-                    status,
-                    runtime.sessions,
-                    runtime.shared,
-                    # Finishing what its own create (or a change) began: a change pass, not a drift check.
-                    trigger="update" if status.get("buckets") else "create",
-                    trail_spec_body=trail,
-                )
-            _measure(runtime, "LogRetention", ref, started, report)
-            # Its own handler keeps retrying on its backoff (and refuses a spec that became invalid): this
-            # run only comes sooner.
-            report.retry_after = report.invalid = None
-            _post(runtime, body, report, None, timer=True)
 
-    def run_retention(
-        trigger: Trigger, body: Any, meta: Any, spec: Any, status: Any, patch: Any, kwargs: Any
-    ) -> None:
-        index = kwargs["trail_specs"]
-        spec = _spec(body)
-        ref = _ref(meta)
-        started = time.perf_counter()
-        with runtime.object_locks.hold(ref.uid):
-            report = retention_pass(
-                ref,
-                spec,
-                status,
-                runtime.sessions,
-                runtime.shared,
-                trigger=trigger,
-                trail_spec_body=trail_spec_for(spec, meta, index),
-            )
-        _measure(runtime, "LogRetention", ref, started, report)
-        _post(runtime, body, report, patch, kwargs.get("retry", 0))
+def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, memo: Any, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    ref = _ref(meta)
+    with runtime.object_locks.hold(ref.uid):
+        report = trail_deletion(ref, _spec(body), runtime.sessions, runtime.shared, runtime.compliance)
+    if report.retry_after is None:
+        runtime.metrics.forget("Trail", ref.namespace, ref.name)
+        runtime.lasting_events.pop(ref.uid, None)
+    _post(runtime, body, report, patch, retry)
 
-    @kopf.on.create(*RETENTIONS, id="retention_created", registry=registry)
-    def retention_created(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        run_retention("create", body, meta, spec, status, patch, kwargs)
 
-    @kopf.on.update(*RETENTIONS, field="spec", id="retention_updated", registry=registry)
-    def retention_updated(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        run_retention("update", body, meta, spec, status, patch, kwargs)
+# LogRetentions follow their Trail: an index of Trail specs by (namespace, name) gives them its buckets and
+# prefix without an API call, and stays current as Trails change...
+def trail_specs(namespace: Any, name: Any, body: Any, **_: Any) -> dict[tuple[str, str], Any]:
+    return {(str(namespace or "default"), str(name)): plain(body.get("spec"))}
 
-    @kopf.on.resume(*RETENTIONS, id="retention_resumed", registry=registry)
-    def retention_resumed(body: Any, meta: Any, spec: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        run_retention("resume", body, meta, spec, status, patch, kwargs)
 
-    @kopf.timer(*RETENTIONS, interval=tick, sharp=False, id="retention_drift_check", registry=registry)
-    def retention_drift_check(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        spec = _spec(body)
-        if _invalid_and_unchanged(meta, status):
-            return
-        if status.get("observedGeneration") is None and not _unwritten(meta, spec, status):
-            return
-        trail = trail_spec_for(spec, meta, kwargs["trail_specs"])
-        # A Trail that moved its buckets (or appeared, or vanished) is followed at once, not at resync.
-        if not (retention_targets_changed(spec, status, trail) or _due(runtime, meta, spec, status)):
-            return
-        ref = _ref(meta)
-        started = time.perf_counter()
-        with runtime.object_locks.hold(ref.uid):
-            report = retention_pass(
-                ref, spec, status, runtime.sessions, runtime.shared, trigger="timer", trail_spec_body=trail
-            )
-        _measure(runtime, "LogRetention", ref, started, report)
-        report.retry_after = None
-        _post(runtime, body, report, patch, timer=True)
+# ...and the other way round: the LogRetentions that follow each Trail, as their last watch event showed
+# them, so that a Trail's pass can start theirs at once (kube/dependents.py).
+def retentions_by_trail(namespace: Any, body: Any, **_: Any) -> dict[tuple[str, str], dict[str, Any]] | None:
+    ref = _trail_ref(body.get("spec"))
+    if ref is None or not ref.get("name"):
+        return None
+    return {(str(namespace or "default"), str(ref["name"])): _snapshot(body)}
 
-    @kopf.on.delete(*RETENTIONS, id="retention_deleted", registry=registry)
-    def retention_deleted(body: Any, meta: Any, status: Any, patch: Any, **kwargs: Any) -> None:
-        spec = _spec(body)
-        ref = _ref(meta)
-        with runtime.object_locks.hold(ref.uid):
-            report = retention_deletion(
-                ref,
-                spec,
-                status,
-                runtime.sessions,
-                runtime.shared,
-                trail_spec_for(spec, meta, kwargs["trail_specs"]),
-            )
-        if report.retry_after is None:
-            runtime.metrics.forget("LogRetention", ref.namespace, ref.name)
-            runtime.lasting_events.pop(ref.uid, None)
-        _post(runtime, body, report, patch, kwargs.get("retry", 0))
+
+def _trail_ref(spec: Any) -> Mapping[str, Any] | None:
+    ref = spec.get("trailRef") if isinstance(spec, Mapping) else None
+    return ref if isinstance(ref, Mapping) else None
+
+
+def _trail_spec_for(spec: Any, meta: Mapping[str, Any], index: Any) -> Any:
+    """The spec of the Trail a LogRetention follows (None: no Trail to follow, or a malformed reference
+    the models refuse by name)."""
+    ref = _trail_ref(spec)
+    if ref is None:
+        return None
+    found = list(index.get((str(meta.get("namespace") or "default"), str(ref.get("name", ""))), []))
+    return found[0] if found else None
+
+
+def _follow_trail(runtime: Runtime, trail: ObjectRef, report: PassReport, kwargs: Mapping[str, Any]) -> None:
+    """After a pass of `trail` (its buckets now made, or its spec now known): run every LogRetention
+    following it that is not Ready, or whose buckets the Trail moved."""
+    if report.invalid is not None or runtime.status_writer is None:
+        return  # no buckets to wait for; or no writer for a status outside a handler (unit tests)
+    key = (trail.namespace, trail.name)
+    waiting, trails = kwargs["retentions_by_trail"], kwargs["trail_specs"]
+    if list(waiting.get(key, [])):
+        runtime.dependents.notify(key, lambda: _run_waiting(runtime, key, waiting, trails))
+
+
+def _run_waiting(runtime: Runtime, key: tuple[str, str], waiting: Any, trails: Any) -> None:
+    for body in list(waiting.get(key, [])):
+        meta, status = body.get("metadata") or {}, body.get("status") or {}
+        if meta.get("deletionTimestamp") or _invalid_and_unchanged(meta, status):
+            continue
+        trail = _trail_spec_for(body.get("spec"), meta, trails)
+        if _is_ready(status) and not retention_targets_changed(body.get("spec"), status, trail):
+            continue
+        # Finishing what its own create (or a change) began: a change pass, not a drift check.
+        trigger: Trigger = "update" if status.get("buckets") else "create"
+        report = _run_retention(runtime, trigger, body, meta, status, trail)
+        # Its own handler keeps retrying on its backoff (and refuses a spec that became invalid): this
+        # run only comes sooner.
+        report.retry_after = report.invalid = None
+        _post(runtime, body, report, None, timer=True)
+
+
+# -- LogRetentions ----------------------------------------------------------------------------------------
+
+
+def _run_retention(
+    runtime: Runtime, trigger: Trigger, body: Any, meta: Any, status: Any, trail: Any
+) -> PassReport:
+    ref = _ref(meta)
+    started = time.perf_counter()
+    with runtime.object_locks.hold(ref.uid):
+        report = retention_pass(
+            ref, _spec(body), status, runtime.sessions, runtime.shared, trigger=trigger, trail_spec_body=trail
+        )
+    _measure(runtime, "LogRetention", ref, started, report)
+    return report
+
+
+def _on_retention(
+    trigger: Trigger, body: Any, meta: Any, status: Any, patch: Any, memo: Any, kw: Any
+) -> None:
+    trail = _trail_spec_for(_spec(body), meta, kw["trail_specs"])
+    report = _run_retention(memo.runtime, trigger, body, meta, status, trail)
+    _post(memo.runtime, body, report, patch, kw.get("retry", 0))
+
+
+def retention_created(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
+    _on_retention("create", body, meta, status, patch, memo, kw)
+
+
+def retention_updated(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
+    _on_retention("update", body, meta, status, patch, memo, kw)
+
+
+def retention_resumed(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
+    _on_retention("resume", body, meta, status, patch, memo, kw)
+
+
+def retention_drift_check(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
+    runtime: Runtime = memo.runtime
+    spec = _spec(body)
+    if _invalid_and_unchanged(meta, status):
+        return
+    if status.get("observedGeneration") is None and not _unwritten(meta, spec, status):
+        return
+    trail = _trail_spec_for(spec, meta, kw["trail_specs"])
+    # A Trail that moved its buckets (or appeared, or vanished) is followed at once, not at resync.
+    if not (retention_targets_changed(spec, status, trail) or _due(runtime, meta, spec, status)):
+        return
+    report = _run_retention(runtime, "timer", body, meta, status, trail)
+    report.retry_after = None
+    _post(runtime, body, report, patch, timer=True)
+
+
+def retention_deleted(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
+    runtime: Runtime = memo.runtime
+    spec, ref = _spec(body), _ref(meta)
+    trail = _trail_spec_for(spec, meta, kw["trail_specs"])
+    with runtime.object_locks.hold(ref.uid):
+        report = retention_deletion(ref, spec, status, runtime.sessions, runtime.shared, trail)
+    if report.retry_after is None:
+        runtime.metrics.forget("LogRetention", ref.namespace, ref.name)
+        runtime.lasting_events.pop(ref.uid, None)
+    _post(runtime, body, report, patch, kw.get("retry", 0))
+
+
+def register(registry: kopf.OperatorRegistry, tick: float) -> None:
+    """Bind the handlers above to `registry`. Not done by decorators at import: the timers' tick follows
+    the operator's --resync-scale, known only when it starts."""
+    on, spec = kopf.on, "spec"
+    on.create(*TRAILS, id="trail_created", registry=registry)(trail_created)
+    on.update(*TRAILS, field=spec, id="trail_updated", registry=registry)(trail_updated)
+    on.resume(*TRAILS, id="trail_resumed", registry=registry)(trail_resumed)
+    kopf.timer(*TRAILS, interval=tick, sharp=False, id="trail_drift_check", registry=registry)(
+        trail_drift_check
+    )
+    on.delete(*TRAILS, id="trail_deleted", registry=registry)(trail_deleted)
+    kopf.index(*TRAILS, id="trail_specs", registry=registry)(trail_specs)
+    on.create(*RETENTIONS, id="retention_created", registry=registry)(retention_created)
+    on.update(*RETENTIONS, field=spec, id="retention_updated", registry=registry)(retention_updated)
+    on.resume(*RETENTIONS, id="retention_resumed", registry=registry)(retention_resumed)
+    kopf.timer(*RETENTIONS, interval=tick, sharp=False, id="retention_drift_check", registry=registry)(
+        retention_drift_check
+    )
+    on.delete(*RETENTIONS, id="retention_deleted", registry=registry)(retention_deleted)
+    kopf.index(*RETENTIONS, id="retentions_by_trail", registry=registry)(retentions_by_trail)

@@ -53,7 +53,7 @@ def build_registry(runtime: Runtime, *, server_url: str | None = None) -> kopf.O
         for login in (kopf.login_with_service_account, kopf.login_with_kubeconfig):
             kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(login)
 
-    register(registry, runtime)
+    register(registry, config.tick_seconds)
     return registry
 
 
@@ -71,7 +71,7 @@ async def run_operator(
     registry = build_registry(runtime, server_url=server_url)
     metrics_server = runtime.metrics.serve(config.metrics_port) if config.metrics_port is not None else None
     try:
-        await _run_kopf(registry, config, stop_flag, ready_flag)
+        await _run_kopf(registry, runtime, stop_flag, ready_flag)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
@@ -80,11 +80,14 @@ async def run_operator(
 
 async def _run_kopf(
     registry: kopf.OperatorRegistry,
-    config: OperatorConfig,
+    runtime: Runtime,
     stop_flag: asyncio.Event | threading.Event | None,
     ready_flag: asyncio.Event | threading.Event | None,
 ) -> None:
+    config = runtime.config
     await kopf.operator(
+        # The handlers (kube/handlers.py) find the runtime in kopf's memo, one shared by every object.
+        memo=kopf.Memo(runtime=runtime),
         registry=registry,
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
