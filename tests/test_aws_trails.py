@@ -130,7 +130,7 @@ def test_create_twice_leaves_the_existing_trail_alone(trails: TrailClient) -> No
 
 def test_observe_makes_no_mutating_call(trails: TrailClient) -> None:
     trails.create(desired_trail(insight_selectors=[CALL_RATE]))
-    trails.put_insight_selectors([CALL_RATE], name="audit")
+    trails.put_insight_selectors("audit", [CALL_RATE])
     trails.set_logging("audit", True)
     operations = record_operations(trails.client)
 
@@ -238,9 +238,9 @@ def test_put_event_selectors_without_selectors_puts_cloudtrails_default(trails: 
 def test_put_insight_selectors_adds_types_and_observe_equals_desired(trails: TrailClient) -> None:
     trails.create(desired_trail())
 
-    trails.put_insight_selectors([CALL_RATE], name="audit")
-    trails.put_insight_selectors([CALL_RATE], name="audit")
-    trails.put_insight_selectors([CALL_RATE, ERROR_RATE], name="audit")
+    trails.put_insight_selectors("audit", [CALL_RATE])
+    trails.put_insight_selectors("audit", [CALL_RATE])
+    trails.put_insight_selectors("audit", [CALL_RATE, ERROR_RATE])
 
     observed = trails.observe("audit")
     assert observed is not None
@@ -249,34 +249,22 @@ def test_put_insight_selectors_adds_types_and_observe_equals_desired(trails: Tra
 
 def test_put_insight_selectors_with_the_current_set_makes_no_put(trails: TrailClient) -> None:
     trails.create(desired_trail())
-    trails.put_insight_selectors([CALL_RATE, ERROR_RATE], name="audit")
+    trails.put_insight_selectors("audit", [CALL_RATE, ERROR_RATE])
     operations = record_operations(trails.client)
 
-    trails.put_insight_selectors([ERROR_RATE, CALL_RATE], name="audit")
+    trails.put_insight_selectors("audit", [ERROR_RATE, CALL_RATE])
 
     assert mutating(operations) == []
-
-
-def test_put_insight_selectors_acts_on_the_trail_last_observed(trails: TrailClient) -> None:
-    trails.create(desired_trail())
-    trails.create(desired_trail(name="other"))
-    trails.observe("audit")
-
-    trails.put_insight_selectors([CALL_RATE])
-
-    audit, other = trails.observe("audit"), trails.observe("other")
-    assert audit is not None and other is not None
-    assert (audit.insight_selectors, other.insight_selectors) == ([CALL_RATE], [])
 
 
 def test_put_insight_selectors_raises_when_the_endpoint_does_not_replace_the_set(trails: TrailClient) -> None:
     # moto 5.2 appends on PutInsightSelectors, so a type can never be removed there. The client must
     # say so rather than report the trail as corrected (AWS replaces the set; see the Stubber test).
     trails.create(desired_trail())
-    trails.put_insight_selectors([CALL_RATE], name="audit")
+    trails.put_insight_selectors("audit", [CALL_RATE])
 
     with pytest.raises(InsightSelectorsNotAppliedError) as raised:
-        trails.put_insight_selectors([], name="audit")
+        trails.put_insight_selectors("audit", [])
 
     assert raised.value.actual == [CALL_RATE]
     assert classify(raised.value).retryable is False
@@ -353,7 +341,7 @@ def test_a_shadow_trail_is_never_mutated_from_another_region(
     with pytest.raises(ShadowTrailError):
         elsewhere.put_event_selectors(here)
     with pytest.raises(ShadowTrailError):
-        elsewhere.put_insight_selectors([CALL_RATE], name="audit")
+        elsewhere.put_insight_selectors("audit", [CALL_RATE])
     with pytest.raises(ShadowTrailError):
         elsewhere.set_logging("audit", False)
     with pytest.raises(ShadowTrailError):
@@ -452,7 +440,7 @@ def test_clearing_insight_selectors_puts_an_empty_list_and_reads_back_none(
     )
     stubber.add_client_error("get_insight_selectors", "InsightNotEnabledException", http_status_code=400)
 
-    trails.put_insight_selectors([], name="audit")
+    trails.put_insight_selectors("audit", [])
 
 
 def _made_meanwhile(stubber: Stubber, tags: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from trailkeeper.api.trail import TrailSpec
 from trailkeeper.core.bucket_policy import desired_bucket_statements
 from trailkeeper.core.drift import (
     FieldDiff,
-    ObservedTrail,
+    Fix,
     diff_lifecycle_rule,
     diff_statements,
     diff_trail,
@@ -24,6 +24,7 @@ from trailkeeper.core.drift import (
 )
 from trailkeeper.core.merge import merge_statements
 from trailkeeper.core.naming import OWNER_TAG, PURPOSE_ORGANIZATION_WRITE, statement_sid
+from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails
 
 OWNER = "security/audit"
@@ -51,24 +52,30 @@ def desired(**fields: Any) -> DesiredTrail:
 
 def observed() -> ObservedTrail:
     """The desired trail as AWS hands it back: other spellings, same meaning."""
-    return {
-        "Name": "audit",
-        "TrailARN": "arn:aws:cloudtrail:us-east-1:123456789012:trail/audit",
-        "S3BucketName": "acme-audit",
-        "S3KeyPrefix": "ct",
-        "SnsTopicName": "deliveries",
-        "SnsTopicARN": "arn:aws:sns:us-east-1:123456789012:deliveries",
-        "IncludeGlobalServiceEvents": True,
-        "IsMultiRegionTrail": False,
-        "LogFileValidationEnabled": True,
-        "KmsKeyId": KEY_ARN,
-        "CloudWatchLogsLogGroupArn": GROUP + ":*",
-        "CloudWatchLogsRoleArn": ROLE,
-        "IsLogging": True,
-        "EventSelectors": [{"IncludeManagementEvents": True, "ReadWriteType": "All"}],
-        "InsightSelectors": [{"InsightType": "ApiCallRateInsight"}, {"InsightType": "ApiCallRateInsight"}],
-        "Tags": {"team": "sec", OWNER_TAG: OWNER, "added-by-someone-else": "x"},
-    }
+    return ObservedTrail(
+        name="audit",
+        arn="arn:aws:cloudtrail:us-east-1:123456789012:trail/audit",
+        region="us-east-1",
+        home_region="us-east-1",
+        is_shadow=False,
+        s3_bucket="acme-audit",
+        s3_key_prefix="ct",
+        sns_topic_name="deliveries",
+        sns_topic_arn="arn:aws:sns:us-east-1:123456789012:deliveries",
+        include_global_service_events=True,
+        is_multi_region=False,
+        is_organization_trail=False,
+        log_file_validation=True,
+        kms_key_id=KEY_ARN,
+        cloud_watch_logs_log_group_arn=GROUP + ":*",
+        cloud_watch_logs_role_arn=ROLE,
+        is_logging=True,
+        latest_delivery_error=None,
+        event_selectors=[{"IncludeManagementEvents": True, "ReadWriteType": "All"}],
+        advanced_event_selectors=None,
+        insight_selectors=[{"InsightType": "ApiCallRateInsight"}, {"InsightType": "ApiCallRateInsight"}],
+        tags={"team": "sec", OWNER_TAG: OWNER, "added-by-someone-else": "x"},
+    )
 
 
 def test_an_equal_trail_has_no_drift() -> None:
@@ -76,48 +83,75 @@ def test_an_equal_trail_has_no_drift() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "field", "want", "have"),
+    ("change", "field", "want", "have", "fix"),
     [
-        ({"IsLogging": False}, "IsLogging", "true", "false"),
-        ({"S3BucketName": "elsewhere"}, "S3BucketName", "acme-audit", "elsewhere"),
-        ({"S3KeyPrefix": None}, "S3KeyPrefix", "ct", "(none)"),
-        ({"SnsTopicName": None, "SnsTopicARN": None}, "SnsTopicName", "deliveries", "(none)"),
-        ({"IncludeGlobalServiceEvents": False}, "IncludeGlobalServiceEvents", "true", "false"),
-        ({"IsMultiRegionTrail": True}, "IsMultiRegionTrail", "false", "true"),
-        ({"LogFileValidationEnabled": False}, "LogFileValidationEnabled", "true", "false"),
-        ({"KmsKeyId": None}, "KmsKeyId", KEY_ID, "(none)"),
-        ({"CloudWatchLogsLogGroupArn": GROUP + "2:*"}, "CloudWatchLogsLogGroupArn", GROUP, GROUP + "2"),
-        ({"CloudWatchLogsRoleArn": None}, "CloudWatchLogsRoleArn", ROLE, "(none)"),
-        ({"InsightSelectors": []}, "InsightSelectors", '[{"InsightType":"ApiCallRateInsight"}]', "(none)"),
-        ({"Tags": {OWNER_TAG: OWNER}}, "Tags[team]", "sec", "(none)"),
-        ({"Tags": {"team": "ops", OWNER_TAG: OWNER}}, "Tags[team]", "sec", "ops"),
+        ({"is_logging": False}, "IsLogging", "true", "false", Fix.SET_LOGGING),
+        ({"s3_bucket": "elsewhere"}, "S3BucketName", "acme-audit", "elsewhere", Fix.UPDATE_TRAIL),
+        ({"s3_key_prefix": None}, "S3KeyPrefix", "ct", "(none)", Fix.UPDATE_TRAIL),
         (
-            {"EventSelectors": [{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True}]},
+            {"sns_topic_name": None, "sns_topic_arn": None},
+            "SnsTopicName",
+            "deliveries",
+            "(none)",
+            Fix.UPDATE_TRAIL,
+        ),
+        (
+            {"include_global_service_events": False},
+            "IncludeGlobalServiceEvents",
+            "true",
+            "false",
+            Fix.UPDATE_TRAIL,
+        ),
+        ({"is_multi_region": True}, "IsMultiRegionTrail", "false", "true", Fix.UPDATE_TRAIL),
+        ({"log_file_validation": False}, "LogFileValidationEnabled", "true", "false", Fix.UPDATE_TRAIL),
+        ({"kms_key_id": None}, "KmsKeyId", KEY_ID, "(none)", Fix.UPDATE_TRAIL),
+        (
+            {"cloud_watch_logs_log_group_arn": GROUP + "2:*"},
+            "CloudWatchLogsLogGroupArn",
+            GROUP,
+            GROUP + "2",
+            Fix.UPDATE_TRAIL,
+        ),
+        ({"cloud_watch_logs_role_arn": None}, "CloudWatchLogsRoleArn", ROLE, "(none)", Fix.UPDATE_TRAIL),
+        (
+            {"insight_selectors": []},
+            "InsightSelectors",
+            '[{"InsightType":"ApiCallRateInsight"}]',
+            "(none)",
+            Fix.PUT_INSIGHT_SELECTORS,
+        ),
+        ({"tags": {OWNER_TAG: OWNER}}, "Tags[team]", "sec", "(none)", Fix.SET_TAGS),
+        ({"tags": {"team": "ops", OWNER_TAG: OWNER}}, "Tags[team]", "sec", "ops", Fix.SET_TAGS),
+        (
+            {"event_selectors": [{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True}]},
             "EventSelectors",
             '[{"DataResources":[],"ExcludeManagementEventSources":[],"IncludeManagementEvents":true,'
             '"ReadWriteType":"All"}]',
             '[{"IncludeManagementEvents":true,"ReadWriteType":"ReadOnly"}]',
+            Fix.PUT_EVENT_SELECTORS,
         ),
     ],
 )
-def test_each_changed_setting_is_one_named_diff(
-    change: dict[str, Any], field: str, want: str, have: str
+def test_each_changed_setting_is_one_named_diff_with_its_fix(
+    change: dict[str, Any], field: str, want: str, have: str, fix: Fix
 ) -> None:
-    actual = {**observed(), **change}
-    assert diff_trail(desired(), actual) == [FieldDiff("trail/us-east-1", field, want, have)]
+    actual = dataclasses.replace(observed(), **change)
+    assert diff_trail(desired(), actual) == [FieldDiff("trail/us-east-1", field, want, have, fix)]
 
 
 def test_the_resource_can_be_named_by_the_caller() -> None:
-    actual = {**observed(), "IsLogging": False}
+    actual = dataclasses.replace(observed(), is_logging=False)
     assert (
         diff_trail(desired(), actual, resource="trail/us-east-1/audit")[0].resource == "trail/us-east-1/audit"
     )
 
 
 def test_a_basic_selector_replaced_by_advanced_selectors_is_drift_in_both_fields() -> None:
-    actual = {k: v for k, v in observed().items() if k != "EventSelectors"}
-    actual["AdvancedEventSelectors"] = [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]}]}]
-    assert [d.field for d in diff_trail(desired(), actual)] == ["EventSelectors", "AdvancedEventSelectors"]
+    advanced = [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]}]}]
+    actual = dataclasses.replace(observed(), event_selectors=None, advanced_event_selectors=advanced)
+    diffs = diff_trail(desired(), actual)
+    assert [d.field for d in diffs] == ["EventSelectors", "AdvancedEventSelectors"]
+    assert {d.fix for d in diffs} == {Fix.PUT_EVENT_SELECTORS}
 
 
 def test_advanced_selectors_are_compared_as_sets() -> None:
@@ -133,8 +167,7 @@ def test_advanced_selectors_are_compared_as_sets() -> None:
             {"name": "b", "fieldSelectors": [{"field": "eventCategory", "equals": ["Management"]}]},
         ]
     )
-    actual = {k: v for k, v in observed().items() if k != "EventSelectors"}
-    actual["AdvancedEventSelectors"] = [
+    advanced = [
         {"Name": "b", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
         {
             "Name": "a",
@@ -148,6 +181,7 @@ def test_advanced_selectors_are_compared_as_sets() -> None:
             ],
         },
     ]
+    actual = dataclasses.replace(observed(), event_selectors=None, advanced_event_selectors=advanced)
     assert diff_trail(want, actual) == []
 
 
@@ -187,7 +221,7 @@ def test_kms_key_matches(want: str | None, have: str | None, match: bool) -> Non
     ],
 )
 def test_values_equal_by_meaning_give_no_diff(desired_value: Any, actual_value: Any) -> None:
-    assert diff_values("r", "f", desired_value, actual_value) == []
+    assert diff_values("r", "f", desired_value, actual_value, Fix.UPDATE_TRAIL) == []
 
 
 @pytest.mark.parametrize(
@@ -195,8 +229,8 @@ def test_values_equal_by_meaning_give_no_diff(desired_value: Any, actual_value: 
     [(True, 1), (True, "true"), (False, None), (0, None), (["a"], ["a", "b"]), ({"A": False}, {"A": None})],
 )
 def test_values_with_another_meaning_give_a_diff(desired_value: Any, actual_value: Any) -> None:
-    assert diff_values("r", "f", desired_value, actual_value) == [
-        FieldDiff("r", "f", render(desired_value), render(actual_value))
+    assert diff_values("r", "f", desired_value, actual_value, Fix.UPDATE_TRAIL) == [
+        FieldDiff("r", "f", render(desired_value), render(actual_value), Fix.UPDATE_TRAIL)
     ]
 
 
@@ -259,7 +293,13 @@ def test_a_missing_statement_is_named_by_sid() -> None:
     actual = {"Statement": [FOREIGN, *desired_statements[1:]]}
     sid = desired_statements[0]["Sid"]
     assert diff_statements("bucket/acme-audit", desired_statements, actual) == [
-        FieldDiff("bucket/acme-audit", f"Statement[{sid}]", render(desired_statements[0]), "(none)")
+        FieldDiff(
+            "bucket/acme-audit",
+            f"Statement[{sid}]",
+            render(desired_statements[0]),
+            "(none)",
+            Fix.PUT_STATEMENTS,
+        )
     ]
 
 
@@ -316,12 +356,18 @@ def test_a_missing_or_changed_lifecycle_rule_is_drift(
     actual_rules: list[dict[str, Any]] | None, actual_text: str
 ) -> None:
     assert diff_lifecycle_rule("bucket/acme-audit", RULE, actual_rules) == [
-        FieldDiff("bucket/acme-audit", "LifecycleRule[trailkeeper-security-r]", render(RULE), actual_text)
+        FieldDiff(
+            "bucket/acme-audit",
+            "LifecycleRule[trailkeeper-security-r]",
+            render(RULE),
+            actual_text,
+            Fix.PUT_LIFECYCLE_RULE,
+        )
     ]
 
 
 def test_drift_entries_have_the_status_shape() -> None:
-    diffs = [FieldDiff("trail/eu-west-1", "IsLogging", "true", "false")]
+    diffs = [FieldDiff("trail/eu-west-1", "IsLogging", "true", "false", Fix.SET_LOGGING)]
     entries = to_drift_entries(diffs, detected_at="2024-06-01T00:00:00Z", corrected=True)
     assert entries == [
         {

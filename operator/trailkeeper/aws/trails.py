@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
 from trailkeeper.api.trail import OWNER_TAG_KEY
 from trailkeeper.aws.errors import AwsError, AwsFailure, UnexpectedAnswerError
+from trailkeeper.core.observed_trail import ObservedTrail
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -166,42 +166,6 @@ class DesiredTrailSettings(Protocol):
     def tags(self) -> Mapping[str, str]: ...
 
 
-@dataclass(frozen=True)
-class ObservedTrail:
-    """A trail as one region sees it.
-
-    For a shadow (``is_shadow``) only what that region can answer is read: the settings from
-    DescribeTrails and the status from GetTrailStatus (by ARN). Tags and selectors can only be read in
-    the home region, so a shadow has ``tags == {}``, no selectors and no insight selectors here.
-
-    Optional strings AWS reports as "" (a cleared key prefix, topic, key or log group) are ``None``.
-    ``insight_selectors`` holds each selector once, in the order first seen.
-    """
-
-    name: str
-    arn: str
-    region: str
-    home_region: str | None
-    is_shadow: bool
-    s3_bucket: str | None
-    s3_key_prefix: str | None
-    sns_topic_name: str | None
-    sns_topic_arn: str | None
-    include_global_service_events: bool
-    is_multi_region: bool
-    is_organization_trail: bool
-    log_file_validation: bool
-    kms_key_id: str | None
-    cloud_watch_logs_log_group_arn: str | None
-    cloud_watch_logs_role_arn: str | None
-    is_logging: bool
-    latest_delivery_error: str | None
-    event_selectors: list[dict[str, Any]] | None
-    advanced_event_selectors: list[dict[str, Any]] | None
-    insight_selectors: list[dict[str, Any]] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
 # ListTags takes at most 20 trail ARNs at a time.
 _LIST_TAGS_BATCH = 20
 
@@ -266,9 +230,6 @@ class TrailClient:
         self.partition = partition
         self._sleep = sleep
         self._policy_retry_delays = tuple(policy_retry_delays)
-        # The trail this client last observed or created: calls that name no trail (the reconciler's
-        # put_insight_selectors) act on it.
-        self._last_name: str | None = None
         # What this client learnt of each name's home (a client lives for one reconcile pass), so the
         # home-region guard of a mutation need not describe the trails again: ARN and home region of
         # shadows, names of trails whose home is here.
@@ -402,7 +363,6 @@ class TrailClient:
         return observed
 
     def _learn(self, name: str, observed: ObservedTrail | None) -> None:
-        self._last_name = name
         self._homes.discard(name)
         self._shadows.pop(name, None)
         if observed is None:
@@ -535,7 +495,6 @@ class TrailClient:
         return arn
 
     def _created(self, name: str) -> None:
-        self._last_name = name
         self._shadows.pop(name, None)
         self._homes.add(name)
 
@@ -576,19 +535,14 @@ class TrailClient:
             basic: Any = [dict(s) for s in (desired.event_selectors or DEFAULT_EVENT_SELECTORS)]
             self.client.put_event_selectors(TrailName=desired.name, EventSelectors=basic)
 
-    def put_insight_selectors(
-        self, insight_selectors: Sequence[Mapping[str, Any]], *, name: str | None = None
-    ) -> None:
+    def put_insight_selectors(self, name: str, insight_selectors: Sequence[Mapping[str, Any]]) -> None:
         """Make the trail's Insights selectors exactly ``insight_selectors`` ([] turns Insights off).
 
-        ``name`` defaults to the trail this client last observed or created. Reads the current set
-        first and puts only when it differs, then reads it back: PutInsightSelectors replaces the set
-        in AWS, but an endpoint that appends (moto) could not remove a type, and the mismatch is
-        raised as :class:`InsightSelectorsNotAppliedError` rather than reported as corrected.
+        Reads the current set first and puts only when it differs, then reads it back: PutInsightSelectors
+        replaces the set in AWS, but an endpoint that appends (moto) could not remove a type, and the
+        mismatch is raised as :class:`InsightSelectorsNotAppliedError` rather than reported as corrected.
         """
-        trail = name or self._last_name
-        if trail is None:
-            raise ValueError("put_insight_selectors needs a trail name: none given and none observed")
+        trail = name
         self._require_home(trail)
         wanted = unique_selectors(insight_selectors)
         arn = self.arn_for(trail)

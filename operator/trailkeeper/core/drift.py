@@ -10,14 +10,35 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from enum import StrEnum
+from typing import Any
 
 from trailkeeper.core.merge import lifecycle_rules_equal
 from trailkeeper.core.naming import owner_sids
+from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.policy_document import canonical_json, document_statements, statements_equal
 from trailkeeper.core.trail_settings import DesiredTrail
 
 NONE_TEXT = "(none)"
+
+
+class Fix(StrEnum):
+    """The change that puts a difference back: what the manager of the part it belongs to does for it
+    (reconcile/parts.py). Set where the difference is found, never worked out from its rendered text."""
+
+    CREATE = "create"  # the resource is missing: make it
+    PUT_STATEMENTS = "put-statements"  # a policy lacks (or holds stale) statements of the owner
+    RESTORE_BUCKET_SETTINGS = "restore-bucket-settings"  # public access block, versioning, encryption
+    UPDATE_TRAIL = "update-trail"  # an UpdateTrail setting
+    PUT_EVENT_SELECTORS = "put-event-selectors"
+    PUT_INSIGHT_SELECTORS = "put-insight-selectors"
+    SET_TAGS = "set-tags"
+    SET_LOGGING = "set-logging"
+    SUBSCRIBE = "subscribe"
+    UPDATE_SUBSCRIPTION = "update-subscription"
+    UNSUBSCRIBE = "unsubscribe"
+    PUT_LIFECYCLE_RULE = "put-lifecycle-rule"
+    REMOVE_LIFECYCLE_RULE = "remove-lifecycle-rule"
 
 
 @dataclass(frozen=True)
@@ -26,38 +47,7 @@ class FieldDiff:
     field: str
     desired: str
     actual: str
-
-
-class ObservedTrail(TypedDict, total=False):
-    """A trail as observed in AWS: what the AWS client puts together from several calls.
-
-    Keys keep the names of the AWS responses they come from; any key may be missing (moto, for one,
-    leaves out HomeRegion), and a missing key means the same as an empty value.
-    """
-
-    # cloudtrail.get_trail()["Trail"]
-    Name: str
-    TrailARN: str
-    HomeRegion: str
-    S3BucketName: str
-    S3KeyPrefix: str
-    SnsTopicName: str
-    SnsTopicARN: str
-    IncludeGlobalServiceEvents: bool
-    IsMultiRegionTrail: bool
-    LogFileValidationEnabled: bool
-    KmsKeyId: str
-    CloudWatchLogsLogGroupArn: str
-    CloudWatchLogsRoleArn: str
-    # cloudtrail.get_trail_status()["IsLogging"]
-    IsLogging: bool
-    # cloudtrail.get_event_selectors(): one of the two, the other absent
-    EventSelectors: list[dict[str, Any]]
-    AdvancedEventSelectors: list[dict[str, Any]]
-    # cloudtrail.get_insight_selectors()["InsightSelectors"]; [] when AWS answers InsightNotEnabledException
-    InsightSelectors: list[dict[str, Any]]
-    # cloudtrail.list_tags()["ResourceTagList"][0]["TagsList"] as {Key: Value}
-    Tags: dict[str, str]
+    fix: Fix
 
 
 def _normalize(value: Any) -> Hashable:
@@ -107,11 +97,11 @@ def values_equal(desired: Any, actual: Any) -> bool:
     return _normalize(desired) == _normalize(actual)
 
 
-def diff_values(resource: str, field: str, desired: Any, actual: Any) -> list[FieldDiff]:
-    """No entry when `desired` and `actual` mean the same, else one naming both."""
+def diff_values(resource: str, field: str, desired: Any, actual: Any, fix: Fix) -> list[FieldDiff]:
+    """No entry when `desired` and `actual` mean the same, else one naming both and what fixes it."""
     if values_equal(desired, actual):
         return []
-    return [FieldDiff(resource, field, render(desired), render(actual))]
+    return [FieldDiff(resource, field, render(desired), render(actual), fix)]
 
 
 def _log_group(arn: str | None) -> str | None:
@@ -119,9 +109,9 @@ def _log_group(arn: str | None) -> str | None:
     return arn.removesuffix(":*") if arn else arn
 
 
-def _topic_name(actual: Mapping[str, Any]) -> str | None:
-    topic = actual.get("SnsTopicARN") or actual.get("SnsTopicName")
-    return str(topic).rsplit(":", 1)[-1] if topic else None
+def _topic_name(actual: ObservedTrail) -> str | None:
+    topic = actual.sns_topic_arn or actual.sns_topic_name
+    return topic.rsplit(":", 1)[-1] if topic else None
 
 
 def _key_id(key: str) -> str:
@@ -144,57 +134,57 @@ def kms_key_matches(desired: str | None, actual: str | None) -> bool:
     return _key_id(desired) == _key_id(actual)
 
 
-def diff_trail(
-    desired: DesiredTrail, actual: Mapping[str, Any], resource: str | None = None
-) -> list[FieldDiff]:
-    """Every setting of an observed trail (an `ObservedTrail`) that differs from the desired one.
+def diff_trail(desired: DesiredTrail, actual: ObservedTrail, resource: str | None = None) -> list[FieldDiff]:
+    """Every setting of an observed trail that differs from the desired one, each with its fix.
 
     Tags are compared for the desired keys only: tags others put on the trail are theirs.
     """
     where = resource or f"trail/{desired.region}"
-    diffs: list[FieldDiff] = []
-    simple: list[tuple[str, Any, Any]] = [
-        ("S3BucketName", desired.bucket, actual.get("S3BucketName")),
-        ("S3KeyPrefix", desired.key_prefix, actual.get("S3KeyPrefix")),
-        ("SnsTopicName", desired.sns_topic_name, _topic_name(actual)),
+    update = Fix.UPDATE_TRAIL
+    compared: list[tuple[str, Any, Any, Fix]] = [
+        ("S3BucketName", desired.bucket, actual.s3_bucket, update),
+        ("S3KeyPrefix", desired.key_prefix, actual.s3_key_prefix, update),
+        ("SnsTopicName", desired.sns_topic_name, _topic_name(actual), update),
         (
             "IncludeGlobalServiceEvents",
             desired.include_global_service_events,
-            bool(actual.get("IncludeGlobalServiceEvents")),
+            actual.include_global_service_events,
+            update,
         ),
-        ("IsMultiRegionTrail", desired.is_multi_region, bool(actual.get("IsMultiRegionTrail"))),
-        (
-            "LogFileValidationEnabled",
-            desired.log_file_validation,
-            bool(actual.get("LogFileValidationEnabled")),
-        ),
+        ("IsMultiRegionTrail", desired.is_multi_region, actual.is_multi_region, update),
+        ("LogFileValidationEnabled", desired.log_file_validation, actual.log_file_validation, update),
         (
             "CloudWatchLogsLogGroupArn",
             _log_group(desired.cloud_watch_logs_log_group_arn),
-            _log_group(actual.get("CloudWatchLogsLogGroupArn")),
+            _log_group(actual.cloud_watch_logs_log_group_arn),
+            update,
         ),
-        ("CloudWatchLogsRoleArn", desired.cloud_watch_logs_role_arn, actual.get("CloudWatchLogsRoleArn")),
-        ("IsLogging", desired.logging, bool(actual.get("IsLogging"))),
+        (
+            "CloudWatchLogsRoleArn",
+            desired.cloud_watch_logs_role_arn,
+            actual.cloud_watch_logs_role_arn,
+            update,
+        ),
+        ("IsLogging", desired.logging, actual.is_logging, Fix.SET_LOGGING),
     ]
-    for field, want, have in simple:
-        diffs.extend(diff_values(where, field, want, have))
-    if not kms_key_matches(desired.kms_key_id, actual.get("KmsKeyId")):
-        diffs.append(FieldDiff(where, "KmsKeyId", render(desired.kms_key_id), render(actual.get("KmsKeyId"))))
-    diffs.extend(diff_values(where, "EventSelectors", desired.event_selectors, actual.get("EventSelectors")))
-    diffs.extend(
-        diff_values(
-            where,
+    diffs = [d for field, want, have, fix in compared for d in diff_values(where, field, want, have, fix)]
+    if not kms_key_matches(desired.kms_key_id, actual.kms_key_id):
+        diffs.append(
+            FieldDiff(where, "KmsKeyId", render(desired.kms_key_id), render(actual.kms_key_id), update)
+        )
+    selectors: list[tuple[str, Any, Any, Fix]] = [
+        ("EventSelectors", desired.event_selectors, actual.event_selectors, Fix.PUT_EVENT_SELECTORS),
+        (
             "AdvancedEventSelectors",
             desired.advanced_event_selectors,
-            actual.get("AdvancedEventSelectors"),
-        )
-    )
-    diffs.extend(
-        diff_values(where, "InsightSelectors", desired.insight_selectors, actual.get("InsightSelectors"))
-    )
-    actual_tags = actual.get("Tags") or {}
+            actual.advanced_event_selectors,
+            Fix.PUT_EVENT_SELECTORS,
+        ),
+        ("InsightSelectors", desired.insight_selectors, actual.insight_selectors, Fix.PUT_INSIGHT_SELECTORS),
+    ]
+    diffs += [d for field, want, have, fix in selectors for d in diff_values(where, field, want, have, fix)]
     for key in sorted(desired.tags):
-        diffs.extend(diff_values(where, f"Tags[{key}]", desired.tags[key], actual_tags.get(key)))
+        diffs += diff_values(where, f"Tags[{key}]", desired.tags[key], actual.tags.get(key), Fix.SET_TAGS)
     return diffs
 
 
@@ -223,11 +213,15 @@ def diff_statements(
         if found and all(statements_equal(statement, other) for other in found):
             continue
         actual_text = NONE_TEXT if not found else render(found[0] if len(found) == 1 else list(found))
-        diffs.append(FieldDiff(resource, f"Statement[{sid}]", render(statement), actual_text))
+        diffs.append(
+            FieldDiff(resource, f"Statement[{sid}]", render(statement), actual_text, Fix.PUT_STATEMENTS)
+        )
     if owner is not None:
         for sid in sorted(owner_sids(owner) - desired_sids):
             for statement in actual_by_sid.get(sid, []):
-                diffs.append(FieldDiff(resource, f"Statement[{sid}]", NONE_TEXT, render(statement)))
+                diffs.append(
+                    FieldDiff(resource, f"Statement[{sid}]", NONE_TEXT, render(statement), Fix.PUT_STATEMENTS)
+                )
     return diffs
 
 
@@ -240,7 +234,11 @@ def diff_lifecycle_rule(
     if found and all(lifecycle_rules_equal(desired_rule, rule) for rule in found):
         return []
     actual_text = NONE_TEXT if not found else render(found[0] if len(found) == 1 else found)
-    return [FieldDiff(resource, f"LifecycleRule[{rule_id}]", render(desired_rule), actual_text)]
+    return [
+        FieldDiff(
+            resource, f"LifecycleRule[{rule_id}]", render(desired_rule), actual_text, Fix.PUT_LIFECYCLE_RULE
+        )
+    ]
 
 
 def to_drift_entries(diffs: Iterable[FieldDiff], detected_at: str, corrected: bool) -> list[dict[str, Any]]:

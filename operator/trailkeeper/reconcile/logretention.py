@@ -10,7 +10,7 @@ from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.buckets import PART_LIFECYCLE, BucketClient
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
-from trailkeeper.core.drift import FieldDiff, diff_lifecycle_rule
+from trailkeeper.core.drift import FieldDiff, Fix, diff_lifecycle_rule
 from trailkeeper.core.lifecycle import default_prefix, desired_lifecycle_rule
 from trailkeeper.core.merge import merge_lifecycle_rules
 from trailkeeper.core.naming import lifecycle_rule_id
@@ -138,7 +138,9 @@ class RetentionReconciler:
             if desired is not None:
                 diffs = diff_lifecycle_rule(resource, desired, rules)
             elif any(r.get("ID") == rule_id for r in rules):
-                diffs = [FieldDiff(resource, f"Rule[{rule_id}]", "(none)", "present")]
+                diffs = [
+                    FieldDiff(resource, f"Rule[{rule_id}]", "(none)", "present", Fix.REMOVE_LIFECYCLE_RULE)
+                ]
             else:
                 diffs = []
             outcome.diffs.extend(diffs)

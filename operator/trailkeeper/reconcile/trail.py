@@ -28,11 +28,12 @@ from trailkeeper.aws.buckets import (
 from trailkeeper.aws.errors import UnexpectedAnswerError, classify, error_code
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.aws.topics import ObservedTopic, TopicClient
-from trailkeeper.aws.trails import ObservedTrail, TrailClient, TrailNameTakenError
+from trailkeeper.aws.trails import TrailClient, TrailNameTakenError
 from trailkeeper.core.bucket_policy import desired_bucket_statements
-from trailkeeper.core.drift import FieldDiff, diff_statements, diff_trail
+from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_trail
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
 from trailkeeper.core.naming import OWNER_TAG, is_trailkeeper_sid, owner_key
+from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.topic_policy import desired_topic_statements
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
@@ -41,13 +42,6 @@ from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
 
 T = TypeVar("T")
-
-# Which CloudTrail call puts each trail field back. Fields not listed are UpdateTrail settings.
-_SELECTOR_FIELDS = {"EventSelectors", "AdvancedEventSelectors"}
-_INSIGHT_FIELDS = {"InsightSelectors"}
-_LOGGING_FIELDS = {"IsLogging"}
-_TAG_FIELDS = {"Tags"}
-
 
 # How old a shared read a change pass may act on (seconds).
 CHANGE_READ_MAX_AGE = 2.0
@@ -223,7 +217,7 @@ class TrailReconciler:
                     raise RegionFailure(
                         "NoSuchBucket", f"bucket {bucket} does not exist and createBucket is false"
                     )
-                if self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                if self._diff([FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]):
                     client.create(
                         bucket, region=home, kms_key_id=self.spec.destination.kms_key_id, tags=self._tags()
                     )
@@ -334,18 +328,18 @@ class TrailReconciler:
         """Settings of a bucket trailkeeper created (never anyone else's): blocks, versioning, encryption."""
         resource = f"bucket/{observed.name}"
         diffs: list[FieldDiff] = []
+        restore = Fix.RESTORE_BUCKET_SETTINGS
         block = observed.public_access_block or {}
         for flag in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"):
             if block.get(flag) is not True:
-                diffs.append(
-                    FieldDiff(resource, f"PublicAccessBlock.{flag}", "true", str(block.get(flag)).lower())
-                )
+                flag_now = str(block.get(flag)).lower()
+                diffs.append(FieldDiff(resource, f"PublicAccessBlock.{flag}", "true", flag_now, restore))
         if observed.versioning != "Enabled":
-            diffs.append(FieldDiff(resource, "Versioning", "Enabled", str(observed.versioning)))
+            diffs.append(FieldDiff(resource, "Versioning", "Enabled", str(observed.versioning), restore))
         want = "aws:kms" if self.spec.destination.kms_key_id else "AES256"
         have = (observed.encryption or {}).get("SSEAlgorithm")
         if have != want:
-            diffs.append(FieldDiff(resource, "Encryption.SSEAlgorithm", want, str(have)))
+            diffs.append(FieldDiff(resource, "Encryption.SSEAlgorithm", want, str(have), restore))
         if self._diff(diffs):
             corrected = client.ensure_settings(observed, kms_key_id=self.spec.destination.kms_key_id)
             self._changed(resource, "restored " + ", ".join(corrected or [d.field for d in diffs]))
@@ -367,7 +361,7 @@ class TrailReconciler:
             # Its tags matter only when deleting it: a reconcile does not read them.
             observed = client.observe(name, with_tags=False)
             if not observed.exists:
-                if not self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+                if not self._diff([FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]):
                     return arn
                 arn = client.create(name, self._tags())
                 self._changed(resource, f"created topic {name}")
@@ -394,7 +388,7 @@ class TrailReconciler:
             label = f"{key[0]}:{key[1]}"
             have = existing.get(key)
             if have is None:
-                if self._diff([FieldDiff(resource, label, "subscribed", "absent")]):
+                if self._diff([FieldDiff(resource, label, "subscribed", "absent", Fix.SUBSCRIBE)]):
                     client.subscribe(
                         observed.arn, key[0], key[1], sub.raw_message_delivery, sub.filter_policy
                     )
@@ -408,12 +402,17 @@ class TrailReconciler:
                         f"{label}.RawMessageDelivery",
                         str(sub.raw_message_delivery).lower(),
                         str(have.raw_message_delivery).lower(),
+                        Fix.UPDATE_SUBSCRIPTION,
                     )
                 )
             if (have.filter_policy or None) != (sub.filter_policy or None):
                 diffs.append(
                     FieldDiff(
-                        resource, f"{label}.FilterPolicy", str(sub.filter_policy), str(have.filter_policy)
+                        resource,
+                        f"{label}.FilterPolicy",
+                        str(sub.filter_policy),
+                        str(have.filter_policy),
+                        Fix.UPDATE_SUBSCRIPTION,
                     )
                 )
             if self._diff(diffs):
@@ -425,7 +424,7 @@ class TrailReconciler:
             if key in wanted_keys or have is None:
                 continue
             label = f"{key[0]}:{key[1]}"
-            if self._diff([FieldDiff(resource, label, "absent", "subscribed")]):
+            if self._diff([FieldDiff(resource, label, "absent", "subscribed", Fix.UNSUBSCRIBE)]):
                 client.unsubscribe(have.arn)
                 self._changed(resource, f"unsubscribed {label}")
 
@@ -550,7 +549,7 @@ class TrailReconciler:
         observed = self._observed[region]
         if observed is None:
             outcome.trail_arn = self._arn(region)
-            if not self._diff([FieldDiff(resource, "Exists", "true", "false")]):
+            if not self._diff([FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]):
                 return
             try:
                 self._create_trail(client, desired, resource)
@@ -564,32 +563,35 @@ class TrailReconciler:
                     raise
                 outcome.trail_arn = observed.arn
                 self._check_owner(region, observed)
-        diffs = diff_trail(desired, observed_mapping(observed), resource=resource)
+        diffs = diff_trail(desired, observed, resource=resource)
         dropped = {
             key: value
             for key, value in observed.tags.items()
             if key in self.request.removed_tags and key not in desired.tags
         }
-        diffs += [FieldDiff(resource, f"Tags[{key}]", "absent", value) for key, value in dropped.items()]
+        diffs += [
+            FieldDiff(resource, f"Tags[{key}]", "absent", value, Fix.SET_TAGS)
+            for key, value in dropped.items()
+        ]
         if not self._diff(diffs):
             return
-        fields = {d.field.split(".")[0].split("[")[0] for d in diffs}
-        settings = fields - _SELECTOR_FIELDS - _INSIGHT_FIELDS - _LOGGING_FIELDS - _TAG_FIELDS
-        if settings:
+        fixes = {d.fix for d in diffs}
+        if Fix.UPDATE_TRAIL in fixes:
             client.update_settings(desired)
-            self._changed(resource, "updated " + ", ".join(sorted(settings)))
-        if fields & _SELECTOR_FIELDS:
+            settings = sorted({d.field for d in diffs if d.fix == Fix.UPDATE_TRAIL})
+            self._changed(resource, "updated " + ", ".join(settings))
+        if Fix.PUT_EVENT_SELECTORS in fixes:
             client.put_event_selectors(desired)
             self._changed(resource, "put event selectors")
-        if fields & _INSIGHT_FIELDS:
-            client.put_insight_selectors(list(desired.insight_selectors), name=desired.name)
+        if Fix.PUT_INSIGHT_SELECTORS in fixes:
+            client.put_insight_selectors(desired.name, list(desired.insight_selectors))
             self._changed(resource, "put insight selectors")
-        if fields & _TAG_FIELDS:
+        if Fix.SET_TAGS in fixes:
             # Only our keys are compared: tags others put on the trail are theirs and stay.
             ours = {key: value for key, value in observed.tags.items() if key in desired.tags}
             client.set_tags(observed.arn, desired.tags, {**ours, **dropped})
             self._changed(resource, "set tags")
-        if fields & _LOGGING_FIELDS:
+        if Fix.SET_LOGGING in fixes:
             client.set_logging(desired.name, desired.logging)
             self._changed(resource, "started logging" if desired.logging else "stopped logging")
         outcome.is_logging = desired.logging
@@ -604,7 +606,7 @@ class TrailReconciler:
         self._changed(resource, f"created trail {desired.name}")
         client.put_event_selectors(desired)
         if desired.insight_selectors:
-            client.put_insight_selectors(list(desired.insight_selectors), name=desired.name)
+            client.put_insight_selectors(desired.name, list(desired.insight_selectors))
         if desired.logging:
             # A trail made through the API does not log until StartLogging.
             client.set_logging(desired.name, True)
@@ -689,30 +691,6 @@ class TrailReconciler:
                     self._changed(f"bucket/{bucket}", "deleted (empty)")
                 else:
                     self._changed(f"bucket/{bucket}", "kept: it holds log files")
-
-
-def observed_mapping(observed: ObservedTrail) -> dict[str, Any]:
-    """The AWS client's observation in the shape the pure drift functions read (AWS's own key names)."""
-    return {
-        "Name": observed.name,
-        "TrailARN": observed.arn,
-        "HomeRegion": observed.home_region,
-        "S3BucketName": observed.s3_bucket,
-        "S3KeyPrefix": observed.s3_key_prefix,
-        "SnsTopicName": observed.sns_topic_name,
-        "SnsTopicARN": observed.sns_topic_arn,
-        "IncludeGlobalServiceEvents": observed.include_global_service_events,
-        "IsMultiRegionTrail": observed.is_multi_region,
-        "LogFileValidationEnabled": observed.log_file_validation,
-        "KmsKeyId": observed.kms_key_id,
-        "CloudWatchLogsLogGroupArn": observed.cloud_watch_logs_log_group_arn,
-        "CloudWatchLogsRoleArn": observed.cloud_watch_logs_role_arn,
-        "IsLogging": observed.is_logging,
-        "EventSelectors": observed.event_selectors,
-        "AdvancedEventSelectors": observed.advanced_event_selectors,
-        "InsightSelectors": observed.insight_selectors,
-        "Tags": observed.tags,
-    }
 
 
 def _foreign_owned(policy: dict[str, Any] | None) -> bool:
