@@ -127,7 +127,22 @@ def _endpoint_rules() -> list[tuple[str, Rule]]:
 
 
 def _trail() -> Admission:
-    rules: list[tuple[str, Rule]] = [
+    rules = [
+        *_trail_name_rules(),
+        *_trail_delivery_rules(),
+        *_trail_notification_rules(),
+        *_trail_tag_rules(),
+    ]
+    return Admission(
+        rules=tuple(rules),
+        sets=("spec.regions", "spec.insights", "spec.destination.sourceAccounts"),
+        maps=(("spec.notifications.subscriptions", ("protocol", "endpoint")),),
+    )
+
+
+def _trail_name_rules() -> list[tuple[str, Rule]]:
+    """The rules of a Trail's name and its whole spec."""
+    return [
         (
             "",
             _rule(
@@ -174,6 +189,12 @@ def _trail() -> Admission:
             _rule(f"!self.matches('{_IPV4}')", "trailName must not be formatted as an IP address"),
         ),
         *_bucket_rules("spec.destination.bucket"),
+    ]
+
+
+def _trail_delivery_rules() -> list[tuple[str, Rule]]:
+    """The rules of where a Trail's trails deliver: bucket, key prefix, subscriptions, selectors."""
+    return [
         (
             "spec.destination.bucket",
             _rule(
@@ -212,6 +233,12 @@ def _trail() -> Admission:
             ),
         ),
         *_endpoint_rules(),
+    ]
+
+
+def _trail_notification_rules() -> list[tuple[str, Rule]]:
+    """The rules of a Trail's subscriptions, advanced event selectors and CloudWatch Logs."""
+    return [
         (
             "spec.notifications.subscriptions[]",
             _rule(
@@ -236,6 +263,12 @@ def _trail() -> Admission:
                 "logGroupArn and roleArn must be given together (both or neither)",
             ),
         ),
+    ]
+
+
+def _trail_tag_rules() -> list[tuple[str, Rule]]:
+    """The rules of a Trail's tags: the owner tag is reserved, as are AWS's prefixes."""
+    return [
         (
             "spec.tags",
             _rule(
@@ -252,11 +285,6 @@ def _trail() -> Admission:
             ),
         ),
     ]
-    return Admission(
-        rules=tuple(rules),
-        sets=("spec.regions", "spec.insights", "spec.destination.sourceAccounts"),
-        maps=(("spec.notifications.subscriptions", ("protocol", "endpoint")),),
-    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -265,9 +293,6 @@ def _trail() -> Admission:
 
 
 def _log_retention() -> Admission:
-    transitions = _max_items(LogRetentionSpec, "transitions")
-    waterfall = "{" + ", ".join(f"'{c}': {i}" for i, c in enumerate(_WATERFALL)) + "}"
-    thirty = "[" + ", ".join(f"'{c}'" for c in sorted(_THIRTY_DAY_CLASSES)) + "]"
     actions = ("expirationDays", "noncurrentVersionExpirationDays", "abortIncompleteMultipartUploadDays")
     rules: list[tuple[str, Rule]] = [
         (
@@ -308,6 +333,18 @@ def _log_retention() -> Admission:
                 ".expirationDays",
             ),
         ),
+        *_transition_rules(),
+        *_bucket_rules("spec.bucket"),
+    ]
+    return Admission(rules=tuple(rules))
+
+
+def _transition_rules() -> list[tuple[str, Rule]]:
+    """The rules of a LogRetention's storage class transitions."""
+    transitions = _max_items(LogRetentionSpec, "transitions")
+    waterfall = "{" + ", ".join(f"'{c}': {i}" for i, c in enumerate(_WATERFALL)) + "}"
+    thirty = "[" + ", ".join(f"'{c}'" for c in sorted(_THIRTY_DAY_CLASSES)) + "]"
+    return [
         (
             "spec.transitions",
             _rule(
@@ -338,9 +375,7 @@ def _log_retention() -> Admission:
                 ".days",
             ),
         ),
-        *_bucket_rules("spec.bucket"),
     ]
-    return Admission(rules=tuple(rules))
 
 
 TRAIL_ADMISSION = _trail()

@@ -335,7 +335,23 @@ class TrailClient:
                 self._learn(name, None)
                 return None
             raise
-        observed = ObservedTrail(
+        observed = self._observed(name, arn, raw, shadow, status, selectors, insights, tags)
+        self._learn(name, observed)
+        return observed
+
+    def _observed(
+        self,
+        name: str,
+        arn: str,
+        raw: Mapping[str, Any],
+        shadow: bool,
+        status: Mapping[str, Any],
+        selectors: tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None],
+        insights: list[dict[str, Any]],
+        tags: dict[str, str],
+    ) -> ObservedTrail:
+        """The reads of one trail (DescribeTrails entry, status, selectors, tags) as one observation."""
+        return ObservedTrail(
             name=name,
             arn=arn,
             region=self.region,
@@ -359,8 +375,6 @@ class TrailClient:
             insight_selectors=insights,
             tags=tags,
         )
-        self._learn(name, observed)
-        return observed
 
     def _learn(self, name: str, observed: ObservedTrail | None) -> None:
         self._homes.discard(name)

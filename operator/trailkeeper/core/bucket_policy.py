@@ -64,6 +64,19 @@ def _allow_cloudtrail(sid: str, action: str, resource: Any, condition: dict[str,
     }
 
 
+def _deny_insecure_transport(sid: str, the_bucket: str) -> dict[str, Any]:
+    """S3 User Guide, "Examples of Amazon S3 bucket policies" (aws:SecureTransport): refuse every request
+    made over plain HTTP, from anyone, to the bucket and its objects. CloudTrail always uses TLS."""
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [the_bucket, f"{the_bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def desired_bucket_statements(
     *,
     owner: str,
@@ -75,10 +88,8 @@ def desired_bucket_statements(
     organization_id: str | None,
     partition: str = "aws",
 ) -> list[dict[str, Any]]:
-    """The owner's statements for a bucket that the trails `trail_arns` (of `account_id`) deliver into.
-
-    `source_accounts` equal to `account_id` are left out: the bucket-write statement already covers them.
-    """
+    """The owner's statements for a bucket that the trails `trail_arns` (of `account_id`) deliver into;
+    `source_accounts` equal to `account_id` are left out (the bucket-write statement covers them)."""
     arns = _sorted_unique(trail_arns)
     if not arns:
         raise ValueError("a CloudTrail bucket policy needs the ARN of at least one trail delivering into it")
@@ -123,18 +134,7 @@ def desired_bucket_statements(
                 sid(PURPOSE_ORGANIZATION_WRITE), "s3:PutObject", path, {"aws:SourceArn": list(arns)}
             )
         )
-    # S3 User Guide, "Examples of Amazon S3 bucket policies" (aws:SecureTransport): refuse every request
-    # made over plain HTTP, from anyone, to the bucket and its objects. CloudTrail always uses TLS.
-    statements.append(
-        {
-            "Sid": sid(PURPOSE_DENY_INSECURE_TRANSPORT),
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [the_bucket, f"{the_bucket}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
-    )
+    statements.append(_deny_insecure_transport(sid(PURPOSE_DENY_INSECURE_TRANSPORT), the_bucket))
     return statements
 
 

@@ -256,17 +256,18 @@ def evaluate(
             control, buckets, account.buckets, none_seen, problems_of=problems_of, passed_text=passed_text
         )
 
+    def on_trails(
+        control: Control, problem_of: Callable[[ObservedTrailState], str | None], passed_text: str
+    ) -> ControlResult:
+        return _check_each_trail(control, scoped, none_seen, problem_of=problem_of, passed_text=passed_text)
+
     results = [
         on_buckets(CIS_MFA_DELETE, _mfa_delete_problems, "MFA Delete on for"),
         on_buckets(TK_BUCKET_VERSIONING, _versioning_problems, "versioning on for"),
         _check_multi_region(distinct),
         _check_all_regions(account.enabled_regions, distinct),
-        _check_each_trail(
-            CIS_3_2,
-            scoped,
-            none_seen,
-            problem_of=lambda t: None if t.log_file_validation else "validation off",
-            passed_text="validation on for",
+        on_trails(
+            CIS_3_2, lambda t: None if t.log_file_validation else "validation off", "validation on for"
         ),
         on_buckets(
             CIS_3_3,
@@ -282,13 +283,7 @@ def evaluate(
         on_buckets(
             CIS_3_6, lambda b: [] if b.logging_enabled else ["access logging off"], "access logging on for"
         ),
-        _check_each_trail(
-            CIS_3_7,
-            scoped,
-            none_seen,
-            problem_of=lambda t: None if t.kms_key_id else "no KMS key (SSE-S3)",
-            passed_text="SSE-KMS on",
-        ),
+        on_trails(CIS_3_7, lambda t: None if t.kms_key_id else "no KMS key (SSE-S3)", "SSE-KMS on"),
         _check_s3_objects(CIS_3_10, _WRITE, scoped, required, none_seen),
         _check_s3_objects(CIS_3_11, _READ, scoped, required, none_seen),
     ]
