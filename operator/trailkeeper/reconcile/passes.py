@@ -5,11 +5,12 @@ The kopf handlers call these and only post what they return: everything here is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec
 
 from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
 from trailkeeper.api.manifests import parse_spec
@@ -92,6 +93,26 @@ class ObjectRef:
     name: str
     uid: str
     generation: int | None
+
+
+P = ParamSpec("P")
+
+
+def _status_as(
+    model: type[TrailStatus | LogRetentionStatus],
+) -> Callable[[Callable[P, PassReport]], Callable[P, PassReport]]:
+    """A pass whose report's status is written as `model` holds it (reconcile/status.py `written`)."""
+
+    def decorate(run: Callable[P, PassReport]) -> Callable[P, PassReport]:
+        @functools.wraps(run)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> PassReport:
+            report = run(*args, **kwargs)
+            report.status = written(model, report.status)
+            return report
+
+        return checked
+
+    return decorate
 
 
 def _invalid(kind: str, problems: list[Any], ref: ObjectRef, status: Mapping[str, Any]) -> PassReport:
@@ -205,6 +226,7 @@ def _retry_after(failures: list[RegionFailure]) -> float | None:
     return _WAIT_SECONDS if all(f.code in _WAITING_FOR for f in retryable) else _BACKOFF_SECONDS
 
 
+@_status_as(TrailStatus)
 def trail_pass(
     ref: ObjectRef,
     spec_body: Any,
@@ -217,31 +239,6 @@ def trail_pass(
     compliance: ComplianceSettings | None = None,
 ) -> PassReport:
     """One pass of a Trail (create, update, resume or drift check); its status as TrailStatus holds it."""
-    report = _trail_pass(
-        ref,
-        spec_body,
-        status,
-        sessions,
-        shared,
-        trigger=trigger,
-        old_spec_body=old_spec_body,
-        compliance=compliance,
-    )
-    report.status = written(TrailStatus, report.status)
-    return report
-
-
-def _trail_pass(
-    ref: ObjectRef,
-    spec_body: Any,
-    status: Mapping[str, Any],
-    sessions: AwsSessions,
-    shared: Shared,
-    *,
-    trigger: Trigger,
-    old_spec_body: Mapping[str, Any] | None = None,
-    compliance: ComplianceSettings | None = None,
-) -> PassReport:
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list):
         return _invalid("Trail", spec, ref, status)
@@ -384,6 +381,7 @@ def _trail_report(
     return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
 
 
+@_status_as(TrailStatus)
 def trail_deletion(
     ref: ObjectRef,
     spec_body: Any,
@@ -392,18 +390,6 @@ def trail_deletion(
     compliance: ComplianceSettings | None = None,
 ) -> PassReport:
     """A Trail being deleted: its report (deletionPolicy Delete takes off what it made)."""
-    report = _trail_deletion(ref, spec_body, sessions, shared, compliance)
-    report.status = written(TrailStatus, report.status)
-    return report
-
-
-def _trail_deletion(
-    ref: ObjectRef,
-    spec_body: Any,
-    sessions: AwsSessions,
-    shared: Shared,
-    compliance: ComplianceSettings | None = None,
-) -> PassReport:
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list) or spec.deletion_policy == "Retain":
         # Nothing was (or may be) made from an invalid spec; Retain leaves AWS as it is.
@@ -486,6 +472,7 @@ def retention_targets_changed(
     return sorted(t.bucket for t in targets) != sorted(b for b, _ in _previous_targets(status))
 
 
+@_status_as(LogRetentionStatus)
 def retention_pass(
     ref: ObjectRef,
     spec_body: Any,
@@ -497,23 +484,6 @@ def retention_pass(
     trail_spec_body: Mapping[str, Any] | None,
 ) -> PassReport:
     """One pass of a LogRetention: its report, status as LogRetentionStatus holds it."""
-    report = _retention_pass(
-        ref, spec_body, status, sessions, shared, trigger=trigger, trail_spec_body=trail_spec_body
-    )
-    report.status = written(LogRetentionStatus, report.status)
-    return report
-
-
-def _retention_pass(
-    ref: ObjectRef,
-    spec_body: Any,
-    status: Mapping[str, Any],
-    sessions: AwsSessions,
-    shared: Shared,
-    *,
-    trigger: Trigger,
-    trail_spec_body: Mapping[str, Any] | None,
-) -> PassReport:
     parsed = parse_spec("LogRetention", plain(spec_body))
     if isinstance(parsed, list):
         return _invalid("LogRetention", parsed, ref, status)
@@ -577,6 +547,7 @@ def _retention_report(
     return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
 
 
+@_status_as(LogRetentionStatus)
 def retention_deletion(
     ref: ObjectRef,
     spec_body: Any,
@@ -586,19 +557,6 @@ def retention_deletion(
     trail_spec_body: Mapping[str, Any] | None,
 ) -> PassReport:
     """A LogRetention being deleted: its report (deletionPolicy Delete takes its rule off)."""
-    report = _retention_deletion(ref, spec_body, status, sessions, shared, trail_spec_body)
-    report.status = written(LogRetentionStatus, report.status)
-    return report
-
-
-def _retention_deletion(
-    ref: ObjectRef,
-    spec_body: Any,
-    status: Mapping[str, Any],
-    sessions: AwsSessions,
-    shared: Shared,
-    trail_spec_body: Mapping[str, Any] | None,
-) -> PassReport:
     parsed = parse_spec("LogRetention", plain(spec_body))
     if (
         isinstance(parsed, list)
