@@ -1,12 +1,12 @@
 """The API of trailkeeper's two kinds as pydantic models: the one source of the CRDs and defaults."""
 
 from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
+from trailkeeper.api.trail import OWNER_TAG_KEY as OWNER_TAG
 from trailkeeper.api.trail import TrailSpec, TrailStatus
 
 GROUP = "trailkeeper.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-OWNER_TAG = "trailkeeper.io/owner"
 
 __all__ = [
     "API_VERSION",

@@ -9,12 +9,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from trailkeeper.api import GROUP, VERSION
 from trailkeeper.api.admission import LOG_RETENTION_ADMISSION, TRAIL_ADMISSION, Admission
 from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
 from trailkeeper.api.trail import TrailSpec, TrailStatus
 
-GROUP = "trailkeeper.io"
-VERSION = "v1alpha1"
 CATEGORY = "trailkeeper"
 
 

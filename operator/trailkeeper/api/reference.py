@@ -14,13 +14,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trailkeeper.api import GROUP, VERSION
 from trailkeeper.api.common import (
     ACCOUNT_ID_PATTERN,
     ORGANIZATION_ID_PATTERN,
     REGION_PATTERN,
     ROLE_ARN_PATTERN,
 )
-from trailkeeper.api.crd import GROUP, KINDS, VERSION, KindInfo, crd
+from trailkeeper.api.crd import KINDS, KindInfo, crd
 from trailkeeper.api.logretention import _THIRTY_DAY_CLASSES, _WATERFALL
 from trailkeeper.api.trail import _ENDPOINT_PATTERNS
 

@@ -27,7 +27,7 @@ from typing import Any, Literal, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trailkeeper.aws.buckets import PART_LOGGING, PART_POLICY, PART_PUBLIC_ACCESS_BLOCK, BucketClient
-from trailkeeper.aws.errors import AwsError, AwsFailure, classify
+from trailkeeper.aws.errors import AwsError, AwsFailure, classify, error_code
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.core.observed_account import (
@@ -37,6 +37,7 @@ from trailkeeper.core.observed_account import (
     ObservedTrailState,
     log_group_of,
 )
+from trailkeeper.core.trail_settings import partition_for_region
 
 __all__ = [
     "REGIONS_TTL_SECONDS",
@@ -56,16 +57,6 @@ _ENABLED_OPT_IN = ("opt-in-not-required", "opted-in")
 # seen in (DescribeRegions denied or failed).
 RegionsSource = Literal["given", "described", "seen"]
 
-# Region name prefixes of the partitions other than "aws". DescribeRegions in AWS answers the regions of
-# its own partition; moto answers those of every partition, and a trail cannot cover another partition.
-_PARTITION_PREFIXES = (
-    ("cn-", "aws-cn"),
-    ("us-gov-", "aws-us-gov"),
-    ("us-iso-", "aws-iso"),
-    ("us-isob-", "aws-iso-b"),
-    ("eu-isoe-", "aws-iso-e"),
-    ("us-isof-", "aws-iso-f"),
-)
 _PUBLIC_GRANTEES = frozenset(
     {
         "http://acs.amazonaws.com/groups/global/AllUsers",
@@ -218,17 +209,6 @@ def _arn_parts(arn: str) -> tuple[str, str]:
     return (parts[3], parts[4]) if len(parts) == 6 else ("", "")
 
 
-def _partition(region: str) -> str:
-    for prefix, partition in _PARTITION_PREFIXES:
-        if region.startswith(prefix):
-            return partition
-    return "aws"
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _event_selectors(
     response: Mapping[str, Any],
 ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
@@ -303,13 +283,13 @@ class _Observer:
                 denied=denied,
             )
         # The filter is applied here too: moto ignores it and answers regions not opted in.
-        partition = _partition(default_region or "")
+        partition = partition_for_region(default_region or "")
         regions = frozenset(
             str(r["RegionName"])
             for r in response.get("Regions", [])
             if r.get("RegionName")
             and r.get("OptInStatus", _ENABLED_OPT_IN[0]) in _ENABLED_OPT_IN
-            and _partition(str(r["RegionName"])) == partition
+            and partition_for_region(str(r["RegionName"])) == partition
         )
         return _RegionsAnswer(regions)
 
@@ -372,7 +352,7 @@ class _Observer:
         try:
             status: Mapping[str, Any] = client.get_trail_status(Name=trail.arn)
         except _AWS_ERRORS as error:
-            if isinstance(error, ClientError) and _code(error) == _TRAIL_NOT_FOUND:
+            if isinstance(error, ClientError) and error_code(error) == _TRAIL_NOT_FOUND:
                 # Deleted between DescribeTrails and now: it no longer exists.
                 self._gone(trail, label)
                 return
@@ -382,7 +362,7 @@ class _Observer:
         try:
             basic, advanced = _event_selectors(client.get_event_selectors(TrailName=trail.arn))
         except _AWS_ERRORS as error:
-            if own and isinstance(error, ClientError) and _code(error) == _TRAIL_NOT_FOUND:
+            if own and isinstance(error, ClientError) and error_code(error) == _TRAIL_NOT_FOUND:
                 self._gone(trail, label)
                 return
             failure = self._denied_or_raise(error, "GetEventSelectors", also_not_found=not own)
@@ -475,7 +455,7 @@ class _Observer:
         try:
             response = client.get_public_access_block(AccountId=self.account_id)
         except _AWS_ERRORS as error:
-            if isinstance(error, ClientError) and _code(error) == _NO_ACCOUNT_BLOCK:
+            if isinstance(error, ClientError) and error_code(error) == _NO_ACCOUNT_BLOCK:
                 return None
             # Whatever the failure, the account block is taken as off: it can only turn verdicts to
             # pass, so not knowing it makes them stricter, never wrongly passing.
@@ -504,7 +484,7 @@ class _Observer:
                     dict(f) for page in pages for f in page.get("metricFilters", [])
                 ]
             except _AWS_ERRORS as error:
-                if isinstance(error, ClientError) and _code(error) == "ResourceNotFoundException":
+                if isinstance(error, ClientError) and error_code(error) == "ResourceNotFoundException":
                     self.notes.append(f"log group {region}/{group}: does not exist")
                     filters[f"{region}/{group}"] = []
                     continue

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from trailkeeper.api.trail import OWNER_TAG_KEY
-from trailkeeper.aws.errors import AwsError, AwsFailure, json_document
+from trailkeeper.aws.errors import AwsError, AwsFailure, error_code, json_document
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -127,17 +127,15 @@ class ObservedBucket:
     parts_read: frozenset[str] = frozenset()
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _status(error: ClientError) -> int | None:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return int(status) if status is not None else None
 
 
 def _is_no_such_bucket(error: ClientError) -> bool:
-    return _code(error) in _NO_SUCH_BUCKET or (_status(error) == 404 and _code(error) not in _NOT_CONFIGURED)
+    return error_code(error) in _NO_SUCH_BUCKET or (
+        _status(error) == 404 and error_code(error) not in _NOT_CONFIGURED
+    )
 
 
 def _is_not_owned(error: ClientError) -> bool:
@@ -282,7 +280,7 @@ class BucketClient:
         try:
             return self._read_part_raw(bucket, part)
         except ClientError as error:
-            if _code(error) in _NOT_CONFIGURED:
+            if error_code(error) in _NOT_CONFIGURED:
                 return {}
             raise
 
@@ -368,7 +366,7 @@ class BucketClient:
         try:
             self.client.create_bucket(**parameters)
         except ClientError as error:
-            code = _code(error)
+            code = error_code(error)
             if code == "BucketAlreadyOwnedByYou":
                 return False
             if code == "BucketAlreadyExists":
@@ -470,7 +468,7 @@ class BucketClient:
             if _is_no_such_bucket(error):
                 return True
             # A log file written between the check and the delete: the bucket stays.
-            if _code(error) == "BucketNotEmpty":
+            if error_code(error) == "BucketNotEmpty":
                 return False
             raise
         return True

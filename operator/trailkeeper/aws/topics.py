@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from trailkeeper.aws.errors import UnexpectedAnswerError, json_document
+from trailkeeper.aws.errors import UnexpectedAnswerError, error_code, json_document
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -56,10 +56,6 @@ class ObservedTopic:
     policy: dict[str, Any] | None = None
     tags: dict[str, str] = field(default_factory=dict)
     subscriptions: list[ObservedSubscription] = field(default_factory=list)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _filter_policy(text: str | None) -> dict[str, Any] | None:
@@ -108,7 +104,7 @@ class TopicClient:
             tags = self._tags(arn) if with_tags else {}
         except ClientError as error:
             # Deleted before or while it was read: it is not there.
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in _NOT_FOUND:
                 return ObservedTopic(arn=arn, exists=False)
             raise
         return ObservedTopic(
@@ -124,7 +120,7 @@ class TopicClient:
         try:
             attributes = _attributes(self.client.get_topic_attributes(TopicArn=arn), "GetTopicAttributes")
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in _NOT_FOUND:
                 return None
             raise
         return _policy(attributes.get("Policy"), arn)
@@ -149,7 +145,7 @@ class TopicClient:
             )
         except ClientError as error:
             # Unsubscribed between the listing and this read.
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in _NOT_FOUND:
                 return None
             raise
         return ObservedSubscription(
@@ -168,7 +164,7 @@ class TopicClient:
         try:
             self.client.get_topic_attributes(TopicArn=arn)
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in _NOT_FOUND:
                 return False
             raise
         return True
@@ -206,7 +202,7 @@ class TopicClient:
         try:
             self.client.delete_topic(TopicArn=arn)
         except ClientError as error:
-            if _code(error) not in _NOT_FOUND:
+            if error_code(error) not in _NOT_FOUND:
                 raise
 
     # -- subscriptions ----------------------------------------------------------------------------
@@ -241,7 +237,7 @@ class TopicClient:
                 ReturnSubscriptionArn=True,
             )
         except ClientError as error:
-            if _code(error) != "InvalidParameter":
+            if error_code(error) != "InvalidParameter":
                 raise
             existing = self._find(arn, protocol, endpoint)
             if existing is None or existing.pending:
@@ -285,5 +281,5 @@ class TopicClient:
         try:
             self.client.unsubscribe(SubscriptionArn=sub_arn)
         except ClientError as error:
-            if _code(error) not in _NOT_FOUND:
+            if error_code(error) not in _NOT_FOUND:
                 raise

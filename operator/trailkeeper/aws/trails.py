@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from botocore.exceptions import ClientError
 
 from trailkeeper.api.trail import OWNER_TAG_KEY
-from trailkeeper.aws.errors import AwsError, AwsFailure, UnexpectedAnswerError
+from trailkeeper.aws.errors import AwsError, AwsFailure, UnexpectedAnswerError, error_code
 from trailkeeper.core.observed_trail import ObservedTrail
+from trailkeeper.core.trail_settings import DEFAULT_EVENT_SELECTORS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -36,17 +37,6 @@ POLICY_PROPAGATION_CODES = frozenset(
 )
 # Waits between the five tries: about 7.5 s in all, which covers S3/SNS policy propagation in practice.
 POLICY_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-
-# What CloudTrail records when a trail has no selectors of its own: all management events. Put when the
-# desired trail names no selectors, so a trail someone gave custom selectors goes back to the default.
-DEFAULT_EVENT_SELECTORS: tuple[Mapping[str, Any], ...] = (
-    {
-        "ReadWriteType": "All",
-        "IncludeManagementEvents": True,
-        "DataResources": [],
-        "ExcludeManagementEventSources": [],
-    },
-)
 
 _TRAIL_NOT_FOUND = "TrailNotFoundException"
 # GetInsightSelectors on a trail without Insights: AWS answers this error, moto an empty answer.
@@ -168,10 +158,6 @@ class DesiredTrailSettings(Protocol):
 
 # ListTags takes at most 20 trail ARNs at a time.
 _LIST_TAGS_BATCH = 20
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _text(value: Any) -> str | None:
@@ -331,7 +317,7 @@ class TrailClient:
                 tags = dict(known) if known is not None else self._tags(arn)
         except ClientError as error:
             # Deleted between DescribeTrails and the reads that follow: it is gone.
-            if _code(error) == _TRAIL_NOT_FOUND:
+            if error_code(error) == _TRAIL_NOT_FOUND:
                 self._learn(name, None)
                 return None
             raise
@@ -401,7 +387,7 @@ class TrailClient:
         try:
             response = self.client.get_insight_selectors(TrailName=arn)
         except ClientError as error:
-            if _code(error) in _INSIGHTS_NOT_ENABLED:
+            if error_code(error) in _INSIGHTS_NOT_ENABLED:
                 return []
             raise
         return unique_selectors(response.get("InsightSelectors") or [])
@@ -449,7 +435,7 @@ class TrailClient:
             try:
                 return call()
             except ClientError as error:
-                if _code(error) not in POLICY_PROPAGATION_CODES:
+                if error_code(error) not in POLICY_PROPAGATION_CODES:
                     raise
             self._sleep(delay)
         return call()
@@ -494,7 +480,7 @@ class TrailClient:
             response = self._with_policy_retry(lambda: self.client.create_trail(**parameters))
         except ClientError as error:
             # Made by another writer between DescribeTrails and CreateTrail: whose it is decides.
-            if _code(error) != "TrailAlreadyExistsException":
+            if error_code(error) != "TrailAlreadyExistsException":
                 raise
             return self._taken(desired, self.arn_for(desired.name))
         self._created(desired.name)
@@ -607,6 +593,6 @@ class TrailClient:
         try:
             self.client.delete_trail(Name=name)
         except ClientError as error:
-            if _code(error) != _TRAIL_NOT_FOUND:
+            if error_code(error) != _TRAIL_NOT_FOUND:
                 raise
         self._learn(name, None)

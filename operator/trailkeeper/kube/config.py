@@ -6,6 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+# The API group and version, named here too for the modules that start the operator.
+from trailkeeper.api import GROUP as GROUP  # noqa: PLC0414 (re-exported)
+from trailkeeper.api import VERSION as VERSION  # noqa: PLC0414 (re-exported)
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.kube.dependents import DependentRuns
 from trailkeeper.metrics import Metrics
@@ -15,8 +18,6 @@ from trailkeeper.reconcile.shared import KeyedLocks, Shared
 if TYPE_CHECKING:
     from trailkeeper.kube.status_writer import StatusWriter
 
-GROUP = "trailkeeper.io"
-VERSION = "v1alpha1"
 FINALIZER = "trailkeeper.io/finalizer"
 # Peering priorities are drawn from 1..PRIORITY_MAX (kopf's default, 0, stays below every replica's).
 PRIORITY_MAX = 1_000_000
