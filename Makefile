@@ -47,7 +47,7 @@ race: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick --output .bench/results.json
 
-# trailkeeper audit beside Prowler's checks of the same CIS controls, on moto scenarios (about 5 minutes;
+# trailkeeper audit beside Prowler's checks of the same CIS controls, on moto scenarios (about 7 minutes;
 # the first run installs Prowler into its own virtualenv under ~/.cache/trailkeeper-crosscheck).
 .PHONY: crosscheck
 crosscheck: $(STAMP)
