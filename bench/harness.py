@@ -7,6 +7,7 @@ The operator is ``trailkeeper run`` in a subprocess, started by the end-to-end t
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
@@ -27,7 +28,15 @@ from bench.watch import ObjectWatcher
 
 use_test_support()
 
-from support.cluster import Cluster, OperatorProcess, kube_access  # noqa: E402
+from support.cluster import (  # noqa: E402
+    OPERATOR_ACCOUNT,
+    OPERATOR_NAMESPACE,
+    Cluster,
+    OperatorProcess,
+    kube_access,
+)
+
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -134,13 +143,15 @@ class Stage:
         self.extra_args = extra_args
         self.log = workdir / f"{name}-operator.log"
         self.cluster: Cluster | None = None
+        self.audit_log: Path | None = None
         self.operator: OperatorProcess | None = None
         self.watcher: ObjectWatcher | None = None
 
     @contextmanager
     def running(self) -> Iterator[Stage]:
         with ExitStack() as stack:
-            access = stack.enter_context(kube_access(self.workdir / f"{self.name}-kube"))
+            access = stack.enter_context(kube_access(self.workdir / f"{self.name}-kube", audit_log=True))
+            self.audit_log = access.audit_log
             self.cluster = stack.enter_context(Cluster(access))
             extra = list(self.extra_args)
             if self.metrics_port:
@@ -168,6 +179,19 @@ class Stage:
         assert self.cluster is not None
         items: list[dict[str, Any]] = self.cluster.request("GET", self.cluster.path(kind)).get("items") or []
         return items
+
+    def api_requests(self) -> Counter[str]:
+        """The operator's requests to the API server so far, by verb (`watch` counts each watch opened:
+        the first of each kind and every restart), from the API server's audit log."""
+        counts: Counter[str] = Counter()
+        if self.audit_log is None or not self.audit_log.exists():
+            return counts
+        with self.audit_log.open(encoding="utf-8") as log:
+            for line in log:
+                event = json.loads(line)
+                if (event.get("user") or {}).get("username") == OPERATOR_USER:
+                    counts[str(event.get("verb"))] += 1
+        return counts
 
     def kill_operator(self) -> None:
         """SIGKILL: nothing of a graceful stop is measured, and kopf waits seconds for its timers."""

@@ -129,6 +129,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _per_object(requests: dict[str, int], objects: int) -> str:
+    total = sum(requests.values())
+    return f"{total / objects:.1f}" if objects and total else "n/a"
+
+
+def _verbs(requests: dict[str, int]) -> str:
+    return ", ".join(f"{verb} {count}" for verb, count in sorted(requests.items())) or "no audit log"
+
+
 def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str, Any]) -> str:
     burst, sweep, overhead = fleet.burst, fleet.sweep, fleet.overhead
     figures = [
@@ -159,6 +168,13 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
             _x(burst.peak_rss_mb / burst.idle_rss_mb if burst.idle_rss_mb else None),
         ],
         ["  LogRetention create passes retried (Trail not done)", str(burst.retention_retries), "0", ""],
+        [
+            "  API server requests by the operator, per object",
+            _per_object(burst.api_requests, burst.objects),
+            _verbs(burst.api_requests),
+            "",
+        ],
+        ["  watches opened (first ones and restarts)", str(burst.api_requests.get("watch", 0)), "", ""],
         [
             "  operator's own histograms over the burst",
             "not served" if burst.metrics_reconciles is None else f"{burst.metrics_reconciles:.0f} passes",
@@ -196,6 +212,13 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
             _x(sweep.drift_only_ratio_to_minimum),
         ],
         ["  mutating calls in the sweep", str(sweep.mutating_calls), "0", ""],
+        [
+            "  API server requests by the operator, per object",
+            _per_object(sweep.api_requests, sweep.objects),
+            _verbs(sweep.api_requests),
+            "",
+        ],
+        ["  watches opened in the sweep (restarts)", str(sweep.api_requests.get("watch", 0)), "0", ""],
         [
             "  DescribeTrails in the sweep",
             str(describe_trails_count(sweep)),

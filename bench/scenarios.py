@@ -46,7 +46,7 @@ from trailkeeper.reconcile.shared import Shared
 
 # A Trail that is invalid on purpose: the operator answers it without calling AWS, so its InvalidSpec
 # status says the operator is up and watching, without adding AWS work to what is measured.
-PROBE = "probe-not-a-bucket"
+PROBE = "probe-no-such-region"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -75,7 +75,8 @@ def _keys(names: Iterable[str]) -> list[Key]:
 
 
 def _wait_operator_up(stage: Stage, timeout: float) -> None:
-    stage.apply("Trail", PROBE, {"regions": ["us-east-1"], "destination": {"bucket": "Not_A_Bucket"}})
+    # Past admission (which regions exist is the operator's knowledge), refused by the operator.
+    stage.apply("Trail", PROBE, {"regions": ["us-nowhere-1"], "destination": {"bucket": "probe-logs"}})
     assert stage.cluster is not None
     stage.cluster.wait_condition("Trail", PROBE, "Ready", "False", reason="InvalidSpec", timeout=timeout)
 
@@ -197,6 +198,8 @@ class BurstResult:
     # over sum of AWS call durations, and passes counted; None when its metrics endpoint is not served.
     metrics_ratio: float | None = None
     metrics_reconciles: float | None = None
+    # The operator's requests to the API server over the burst (from its audit log), by verb.
+    api_requests: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,6 +235,8 @@ class SweepResult:
     ratio_to_minimum_with_compliance: float | None = None
     # The sweep before it, right after the burst (see measure_fleet).
     first_sweep_calls: int | None = None
+    # The operator's requests to the API server over the sweep (from its audit log), by verb.
+    api_requests: dict[str, int] = field(default_factory=dict)
     first_sweep_valid: bool | None = None
 
 
@@ -339,6 +344,7 @@ def _burst(
     metrics_before = scrape_metrics(metrics_port)
     cpu_before, moto_cpu_before = cpu_seconds(stage.pid), cpu_seconds(moto.pid)
     before = moto.counts()
+    api_before = stage.api_requests()
     started = time.monotonic()
     for name in names:
         stage.apply("Trail", name, trail_spec(name, resync_seconds=config.fleet_resync_seconds))
@@ -367,6 +373,7 @@ def _burst(
         connection_pool_full=stage.log_lines("Connection pool is full"),
         metrics_ratio=ratio,
         metrics_reconciles=reconciles,
+        api_requests=dict(stage.api_requests() - api_before),
     )
 
 
@@ -400,6 +407,7 @@ def _sweep(
     watcher = stage.watcher
     started = time.monotonic()
     before = moto.counts()
+    api_before = stage.api_requests()
     metrics_before = scrape_metrics(metrics_port)
     cpu_before = cpu_seconds(stage.pid)
     period = config.fleet_period
@@ -436,6 +444,7 @@ def _sweep(
         calls_by_operation=_by_operation(calls),
         minimum_by_operation=_by_operation(minimum),
         operator_cpu_seconds=cpu,
+        api_requests=dict(stage.api_requests() - api_before),
     )
     metrics = (metrics_before, metrics_after) if metrics_before and metrics_after else None
     return result, metrics

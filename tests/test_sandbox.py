@@ -61,6 +61,19 @@ def test_sandbox_applies_the_examples_and_they_reach_ready(tmp_path: Path) -> No
         assert ": True Reconciled" in line, line
     assert f"export KUBECONFIG={tmp_path / 'kubeconfig'} PATH=" in out
     assert "Traceback" not in done.stderr
+    for line in readme_transcript():
+        assert line in out.splitlines(), f"the README shows a line `make run` no longer prints: {line!r}"
+
+
+def readme_transcript() -> list[str]:
+    """The stable lines of the README's `make run` output: not those naming ports or paths of one run,
+    kopf's retry line (timing) or the last line (this test stops once everything is Ready)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("Its output (after the tools are built):\n\n```text\n", 1)[1].split("```", 1)[0]
+    unstable = ("127.0.0.1", "export KUBECONFIG", "failed temporarily", "Running; Ctrl-C")
+    lines = [line for line in block.splitlines() if line.strip() and not any(u in line for u in unstable)]
+    assert len(lines) > 15
+    return lines
 
 
 @pytest.fixture

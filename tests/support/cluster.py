@@ -77,6 +77,7 @@ class KubeAccess:
     admin_kubeconfig: Path
     operator_kubeconfig: Path
     kubectl: Path
+    audit_log: Path | None = None  # the API server's audit log, when asked for (local control plane only)
 
     def request(
         self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
@@ -219,7 +220,7 @@ def install_operator_identity(access: KubeAccess, server: str, ca: dict[str, str
 
 
 @contextlib.contextmanager
-def kube_access(workdir: Path) -> Iterator[KubeAccess]:
+def kube_access(workdir: Path, *, audit_log: bool = False) -> Iterator[KubeAccess]:
     """The session's API server: an existing cluster (`TRAILKEEPER_KUBECONFIG`) or a local control plane.
 
     Never skips: without the programs the error says how to get them (`make kube-tools`).
@@ -229,11 +230,19 @@ def kube_access(workdir: Path) -> Iterator[KubeAccess]:
         with _existing_cluster(Path(existing), workdir) as access:
             yield access
         return
-    with LocalControlPlane(workdir / "control-plane") as plane:
+    control_plane = LocalControlPlane(workdir / "control-plane", audit_log=audit_log)
+    with control_plane as plane:
         session = requests.Session()
         session.cert = (str(plane.pki.admin_cert), str(plane.pki.admin_key))
         session.verify = str(plane.pki.ca_cert)
-        access = KubeAccess(plane.url, session, plane.kubeconfig, plane.kubeconfig, plane.tools.kubectl)
+        access = KubeAccess(
+            plane.url,
+            session,
+            plane.kubeconfig,
+            plane.kubeconfig,
+            plane.tools.kubectl,
+            control_plane.audit_log,
+        )
         install_crds(access)
         access.operator_kubeconfig = install_operator_identity(
             access, plane.url, {"certificate-authority": str(plane.pki.ca_cert)}

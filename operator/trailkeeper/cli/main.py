@@ -289,8 +289,10 @@ def sandbox(
     resync_scale: float,
     exit_when_ready: bool,
 ) -> None:
-    """A local Kubernetes API server (etcd + kube-apiserver, built once by `make kube-tools`) + a local
-    moto AWS + the operator, until interrupted."""
+    """A local Kubernetes API server + a local moto AWS + the operator, until interrupted.
+
+    etcd and kube-apiserver are the programs `make kube-tools` builds once (or those in
+    KUBEBUILDER_ASSETS)."""
     from trailkeeper.cli.sandbox import SandboxOptions, run_sandbox
 
     configure_logging("WARNING", "plain")

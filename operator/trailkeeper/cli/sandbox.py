@@ -137,7 +137,7 @@ def _shown(path: Path) -> str:
 
 def _print_how_to(kubeconfig: Path, plane: ControlPlane, aws_url: str) -> None:
     kubectl_dir = _shown(plane.tools.kubectl.parent)
-    click.echo("\nLook at it with kubectl (the one built with the API server; any kubectl 1.36+ works):")
+    click.echo("\nLook at it with kubectl (the one built with the API server, or one a minor version off):")
     click.echo(f'  export KUBECONFIG={_shown(kubeconfig)} PATH="{kubectl_dir}:$PATH"')
     click.echo("  kubectl get trails,logretentions -o wide")
     click.echo("  kubectl explain trail.spec.destination")

@@ -145,6 +145,7 @@ class LocalControlPlane:
         port_flag: str = "--port",
         progress: Callable[[str], None] | None = None,
         keep_data: bool = False,
+        audit_log: bool = False,
     ) -> None:
         self.workdir = workdir
         self.tools = tools
@@ -152,6 +153,9 @@ class LocalControlPlane:
         self.port_flag = port_flag
         self.progress = progress or (lambda _message: None)
         self.keep_data = keep_data
+        # One JSON line per request (metadata only) in workdir/audit.log: who asked what, for measuring
+        # what the operator costs the API server.
+        self.audit_log = self.workdir / "audit.log" if audit_log else None
         self._programs: list[_Program] = []
 
     def start(self) -> ControlPlane:
@@ -222,6 +226,7 @@ class LocalControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--v=0",
+            *self._audit_args(),
         ]
         self.progress(f"starting kube-apiserver on {url}")
         apiserver = _Program("kube-apiserver", args, self.workdir / "kube-apiserver.log")
@@ -230,6 +235,23 @@ class LocalControlPlane:
         context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
         self._wait(apiserver, lambda: _readyz(url, context))
         return url
+
+    def _audit_args(self) -> list[str]:
+        if self.audit_log is None:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+            "omitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n",
+            encoding="utf-8",
+        )
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+        ]
 
     def _wait(self, program: _Program, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
