@@ -153,7 +153,12 @@ class FaultInjector:
     """WSGI middleware: inject the faults of its rules, pass everything else to ``app``."""
 
     def __init__(self, app: WSGIApp | None = None, *, seed: int | None = None) -> None:
-        self._app = app if app is not None else moto_app()
+        if app is None:
+            # By default moto as every test meets it: behind AWS's hard limits (imported here: it uses us).
+            from support.limits import LimitsFront
+
+            app = LimitsFront(moto_app())
+        self._app = app
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._hits: list[FaultHit] = []

@@ -1,7 +1,8 @@
 """moto as a real HTTP endpoint for the tests.
 
-``MotoServer`` runs ``moto.server`` in a subprocess, so the code under test talks to it over
-HTTP exactly as it would to AWS, and moto's in-memory state lives outside the test process.
+``MotoServer`` runs moto's server in a subprocess, behind :class:`~support.limits.LimitsFront` (AWS's
+hard limits), so the code under test talks to it over HTTP exactly as it would to AWS, and moto's
+in-memory state lives outside the test process.
 ``InProcessMotoServer`` serves moto's WSGI app from a thread of the test process, behind a
 :class:`~support.faults.FaultInjector`, for tests that need throttles, errors or dropped
 connections (moto has no fault injection of its own).
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from trailkeeper.aws.session import AwsSessions
 
 HOST = "127.0.0.1"
+_TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 30.0
 TEST_REGION = "us-east-1"
 # The account moto acts in for credentials it did not hand out through STS.
@@ -85,7 +87,7 @@ class _Server:
 
 
 class MotoServer(_Server):
-    """``python -m moto.server`` on a free port of 127.0.0.1."""
+    """moto's server behind the limits front (``support.fronted_moto``) on a free port of 127.0.0.1."""
 
     def __init__(self, host: str = HOST, port: int | None = None) -> None:
         self.host = host
@@ -110,8 +112,10 @@ class MotoServer(_Server):
         env = dict(os.environ)
         # The server must not pick up a developer's real AWS settings, nor be told to proxy.
         env.pop("AWS_ENDPOINT_URL", None)
+        # moto behind the tests' fronts (AWS's hard limits), importable from the tests directory.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_TESTS_DIR, env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(port)],
+            [sys.executable, "-m", "support.fronted_moto", self.host, str(port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
