@@ -166,9 +166,10 @@ class AccountRef(Model):
     """Cross-account access: every AWS call of the resource goes through STS AssumeRole into this role."""
 
     role_arn: Annotated[str | None, Field(pattern=ROLE_ARN_PATTERN)] = None
-    """IAM role to assume for every AWS call made for this object (STS AssumeRole, session name `trailkeeper`;
-    the credentials are refreshed before they expire), as `arn:<partition>:iam::<12-digit
-    account>:role/<path/name>`. Unset: the operator's own credentials and account.
+    """IAM role to assume for every AWS call made for this object (STS AssumeRole, session name
+    `tk@<namespace>.<name>` cut to 64 characters; the credentials are cached and refreshed before they
+    expire), as `arn:<partition>:iam::<12-digit account>:role/<path/name>`. The cluster's tenancy policy
+    says which roles a namespace may use. Unset: the operator's own credentials and account.
     """
     external_id: Annotated[str | None, Field(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")] = (
         None

@@ -17,6 +17,7 @@ Calls block (rate limiter, network): from async code, call through ``asyncio.to_
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import threading
@@ -54,6 +55,7 @@ __all__ = [
     "AccountRef",
     "AwsSessions",
     "is_mutating",
+    "role_session_name",
 ]
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -64,6 +66,24 @@ REFRESH_MARGIN_SECONDS = 5 * 60
 DEFAULT_ACCOUNT_LABEL = "default"
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::(\d{12}):role/.+$")
+# STS AssumeRole's RoleSessionName: 2 to 64 of these characters.
+SESSION_NAME_MAX = 64
+_SESSION_NAME_CHARS = re.compile(r"[^\w+=,.@-]")
+
+
+def role_session_name(namespace: str, name: str) -> str:
+    """The session name of the role a Trail assumes: `tk@<namespace>.<name>`, so that CloudTrail's own
+    record of each call the operator makes for it names the Trail (userIdentity.arn ends in it).
+
+    A namespace has no `.`, so the first one separates the two. Longer than AWS's 64 characters, it is
+    cut and ends in a hash of the whole, as owner tags are: unique per Trail and the same on every run.
+    """
+    full = _SESSION_NAME_CHARS.sub("-", f"tk@{namespace}.{name}")
+    if len(full) <= SESSION_NAME_MAX:
+        return full
+    suffix = "-" + hashlib.sha256(full.encode("utf-8")).hexdigest()[:12]
+    return full[: SESSION_NAME_MAX - len(suffix)] + suffix
+
 
 # Keys this module keeps in botocore's per-request context dict.
 _CTX_OPERATION = "trailkeeper.operation"
@@ -79,10 +99,16 @@ class AccountRef:
 
     role_arn: str
     external_id: str | None = None
+    # Part of the key: each session name is a credentials set of its own, cached until near expiry.
+    session_name: str = ROLE_SESSION_NAME
 
     def __post_init__(self) -> None:
         if not _ROLE_ARN.match(self.role_arn):
             raise ValueError(f"not an IAM role ARN: {self.role_arn!r}")
+        if not 2 <= len(self.session_name) <= SESSION_NAME_MAX or _SESSION_NAME_CHARS.search(
+            self.session_name
+        ):
+            raise ValueError(f"not a role session name: {self.session_name!r}")
 
     @classmethod
     def from_spec(cls, role_arn: str | None, external_id: str | None = None) -> AccountRef | None:
@@ -414,14 +440,14 @@ class AwsSessions:
         if account.external_id:
             response = sts.assume_role(
                 RoleArn=account.role_arn,
-                RoleSessionName=ROLE_SESSION_NAME,
+                RoleSessionName=account.session_name,
                 DurationSeconds=self.role_duration_seconds,
                 ExternalId=account.external_id,
             )
         else:
             response = sts.assume_role(
                 RoleArn=account.role_arn,
-                RoleSessionName=ROLE_SESSION_NAME,
+                RoleSessionName=account.session_name,
                 DurationSeconds=self.role_duration_seconds,
             )
         credentials = response["Credentials"]

@@ -111,11 +111,20 @@ def plan(files: tuple[str, ...], account_id: str) -> None:
 @manifest_files
 @aws_endpoint
 @aws_region
-def apply(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None) -> None:
+@click.option(
+    "--force-adopt",
+    is_flag=True,
+    help="With adopt: true, take over trails another Trail's owner tag names. The command line cannot "
+    "see whether that Trail still exists: give this only when you know it is gone.",
+)
+def apply(
+    files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None, force_adopt: bool
+) -> None:
     """One reconcile of the manifests straight against AWS, printing each change made."""
     manifests = load_or_exit(files)
     failed = False
-    for result in run_manifests(manifests, _sessions(aws_endpoint_url, aws_region), act=True):
+    sessions = _sessions(aws_endpoint_url, aws_region)
+    for result in run_manifests(manifests, sessions, act=True, force_adopt=force_adopt):
         if result.changes:
             click.echo(f"{result.ref}:")
             for change in result.changes:
@@ -199,6 +208,13 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
     is_flag=True,
     help="No client-side AWS rate limit (only for local emulators such as moto).",
 )
+@click.option(
+    "--tenancy-policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The cluster admins' tenancy policy (YAML; the chart mounts its ConfigMap). Default: every "
+    "namespace may use the operator's own account and no role.",
+)
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)
 @click.option(
     "--log-level",
@@ -222,6 +238,7 @@ def run_command(
     compliance_regions: str,
     compliance_interval: float,
     no_rate_limit: bool,
+    tenancy_policy: str | None,
     log_format: str,
     log_level: str,
     aws_endpoint_url: str | None,
@@ -242,6 +259,7 @@ def run_command(
         metrics_port=metrics_port,
         compliance_regions=tuple(r.strip() for r in compliance_regions.split(",") if r.strip()),
         compliance_interval=compliance_interval,
+        tenancy_policy=tenancy_policy,
     )
     operate.run(config, endpoint_url=aws_endpoint_url, region=aws_region, rate_limited=not no_rate_limit)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import kopf
 
@@ -12,6 +13,7 @@ from trailkeeper.aws.ratelimit import RateLimiter
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.kube.config import OperatorConfig, Runtime
 from trailkeeper.kube.process import run_operator
+from trailkeeper.reconcile.tenancy_file import TenancyFile
 
 
 def configure_logging(level: str, log_format: str) -> None:
@@ -33,7 +35,8 @@ def make_runtime(
     sessions = AwsSessions(
         endpoint_url=endpoint_url, default_region=region, recorder=CallRecorder(), rate_limiter=limiter
     )
-    return Runtime(config=config, sessions=sessions)
+    tenancy = TenancyFile(Path(config.tenancy_policy)) if config.tenancy_policy else None
+    return Runtime(config=config, sessions=sessions, tenancy=tenancy)
 
 
 def run(config: OperatorConfig, *, endpoint_url: str | None, region: str | None, rate_limited: bool) -> None:

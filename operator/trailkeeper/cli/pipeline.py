@@ -53,15 +53,22 @@ def _retention_targets(
     )
 
 
-def run_manifests(manifests: list[Manifest], sessions: AwsSessions, *, act: bool) -> Iterator[ObjectResult]:
-    """Reconcile (act) or only compare (not act) every manifest, Trails first (retention follows them)."""
+def run_manifests(
+    manifests: list[Manifest], sessions: AwsSessions, *, act: bool, force_adopt: bool = False
+) -> Iterator[ObjectResult]:
+    """Reconcile (act) or only compare (not act) every manifest, Trails first (retention follows them).
+
+    No cluster is there to say whether the Trail an owner tag names still exists: an owned trail is
+    taken over only with `force_adopt` (and `adopt: true` in its manifest)."""
     shared = Shared()
     ordered = sorted(manifests, key=lambda m: (m.kind != "Trail", m.namespace, m.name))
     for manifest in ordered:
         result = ObjectResult(manifest.ref)
         try:
             if isinstance(manifest.spec, TrailSpec):
-                request = TrailRequest(manifest.namespace, manifest.name, manifest.spec, act=act)
+                request = TrailRequest(
+                    manifest.namespace, manifest.name, manifest.spec, act=act, force_adopt=force_adopt
+                )
                 trail_outcome = reconcile_trail(request, sessions, shared)
                 result.diffs, result.changes = trail_outcome.diffs, trail_outcome.changes
                 result.failures = trail_outcome.failures

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 # The API group and version, named here too for the modules that start the operator.
 from trailkeeper.api import GROUP as GROUP  # noqa: PLC0414 (re-exported)
 from trailkeeper.api import VERSION as VERSION  # noqa: PLC0414 (re-exported)
+from trailkeeper.api.tenancy import TenancyPolicy
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.kube.dependents import DependentRuns
 from trailkeeper.metrics import Metrics
 from trailkeeper.reconcile.compliance import ComplianceSettings
 from trailkeeper.reconcile.shared import KeyedLocks, Shared
+from trailkeeper.reconcile.tenancy_file import TenancyFile
 
 if TYPE_CHECKING:
     from trailkeeper.kube.status_writer import StatusWriter
@@ -42,6 +44,8 @@ class OperatorConfig:
     # The regions CIS-3.1 requires coverage of; empty: the account's enabled regions (EC2 DescribeRegions).
     compliance_regions: tuple[str, ...] = ()
     compliance_interval: float = 300.0
+    # The tenancy policy's file (the chart's ConfigMap); None: the built-in default rule for every namespace.
+    tenancy_policy: str | None = None
 
     @property
     def tick_seconds(self) -> float:
@@ -78,6 +82,11 @@ class Runtime:
     # Per object (uid): the lasting Events (a failure being retried, drift left alone) its last pass
     # posted, as (reason, message). The next pass posts only those that are new.
     lasting_events: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    # The cluster admins' tenancy policy, read again when its file changes (None: no file given).
+    tenancy: TenancyFile | None = None
+
+    def tenancy_policy(self) -> TenancyPolicy | str | None:
+        return self.tenancy.current() if self.tenancy is not None else None
 
     def __post_init__(self) -> None:
         # Drift checks take shared reads up to half their (scaled) period old (Shared.shared_read_age).

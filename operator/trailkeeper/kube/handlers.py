@@ -16,6 +16,8 @@ from typing import Any
 import kopf
 
 from trailkeeper.api.common import resync_seconds_of
+from trailkeeper.core.naming import owner_key
+from trailkeeper.core.ownership import OwnerLiveness
 from trailkeeper.kube.config import GROUP, LAST_HANDLED, VERSION, Runtime, jittered_period
 from trailkeeper.kube.status_writer import StatusWriteError
 from trailkeeper.metrics import outcome_of
@@ -23,6 +25,7 @@ from trailkeeper.reconcile.passes import (
     Event,
     ObjectRef,
     PassReport,
+    Tenancy,
     Trigger,
     plain,
     retention_deletion,
@@ -204,10 +207,18 @@ def _run_trail(
             # With field="spec", kopf hands over the old value of the spec itself, not the old body.
             old_spec_body=old if isinstance(old, Mapping) else None,
             compliance=runtime.compliance,
+            tenancy=Tenancy(runtime.tenancy_policy(), _liveness(kwargs["trail_specs"])),
         )
     _measure(runtime, "Trail", ref, started, report)
     _follow_trail(runtime, ref, report, kwargs)
     return report
+
+
+def _liveness(trails: Any) -> OwnerLiveness:
+    """Whether an owner tag names a Trail that exists, from the index of Trails (kopf fills it from the
+    API server before any handler runs, and keeps it current from the watch)."""
+    live = {owner_key(namespace, name) for namespace, name in trails}
+    return lambda owner: owner in live
 
 
 def trail_created(body: Any, meta: Any, status: Any, patch: Any, retry: int, memo: Any, **kw: Any) -> None:
@@ -236,7 +247,14 @@ def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, memo: Any, **_: 
     runtime: Runtime = memo.runtime
     ref = _ref(meta)
     with runtime.object_locks.hold(ref.uid):
-        report = trail_deletion(ref, _spec(body), runtime.sessions, runtime.shared, runtime.compliance)
+        report = trail_deletion(
+            ref,
+            _spec(body),
+            runtime.sessions,
+            runtime.shared,
+            runtime.compliance,
+            Tenancy(runtime.tenancy_policy()),
+        )
     if report.retry_after is None:
         runtime.metrics.forget("Trail", ref.namespace, ref.name)
         runtime.lasting_events.pop(ref.uid, None)

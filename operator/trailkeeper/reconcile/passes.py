@@ -14,11 +14,14 @@ from typing import Any, Literal, ParamSpec
 
 from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
 from trailkeeper.api.manifests import parse_spec
+from trailkeeper.api.tenancy import TenancyPolicy
 from trailkeeper.api.trail import TrailSpec, TrailStatus, trail_name_problem
 from trailkeeper.aws.account_state import enabled_regions
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.core.drift import FieldDiff
+from trailkeeper.core.ownership import OwnerLiveness, unknown_liveness
+from trailkeeper.core.tenancy import trail_refusal
 from trailkeeper.reconcile.compliance import ComplianceSettings, account_key, evaluate_trail, is_due
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.logretention import (
@@ -85,6 +88,18 @@ class PassReport:
     changes: int = 0
     drift: int = 0
     compliance_failed: int | None = None
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """What the cluster says of a Trail beyond its spec: the admins' policy (None: none given; a string:
+    why it could not be read, which refuses every Trail) and whether the Trails owner tags name exist."""
+
+    policy: TenancyPolicy | str | None = None
+    owner_alive: OwnerLiveness = unknown_liveness
+
+
+NO_TENANCY = Tenancy()
 
 
 @dataclass(frozen=True)
@@ -237,11 +252,14 @@ def trail_pass(
     trigger: Trigger,
     old_spec_body: Mapping[str, Any] | None = None,
     compliance: ComplianceSettings | None = None,
+    tenancy: Tenancy = NO_TENANCY,
 ) -> PassReport:
     """One pass of a Trail (create, update, resume or drift check); its status as TrailStatus holds it."""
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list):
         return _invalid("Trail", spec, ref, status)
+    if refusal := _refusal(tenancy, ref, spec):
+        return _whole_failure(ref, status, RegionFailure("Forbidden", refusal), now_iso(), trail=True)
     recorded_name = status.get("trailName")
     if recorded_name and recorded_name != spec.effective_trail_name(ref.name):
         return _invalid(
@@ -260,6 +278,7 @@ def trail_pass(
         removed_subscriptions=removed_subscriptions(old, spec),
         removed_tags=tuple(key for key in (old.tags if old else {}) if key not in spec.tags),
         removed_topic=removed_topic(old, spec),
+        owner_alive=tenancy.owner_alive,
     )
     now = now_iso()
     try:
@@ -283,6 +302,13 @@ def trail_pass(
             with sessions.memo.scope(compliance.interval_seconds):
                 _add_compliance(report, spec, own, status, sessions, compliance, ref, now)
     return report
+
+
+def _refusal(tenancy: Tenancy, ref: ObjectRef, spec: TrailSpec) -> str | None:
+    """Why the policy refuses the Trail (it is then Forbidden, before any AWS call), or None."""
+    if isinstance(tenancy.policy, str):
+        return f"the tenancy policy cannot be read, so no Trail is served: {tenancy.policy}"
+    return trail_refusal(tenancy.policy, ref.namespace, ref.name, spec) if tenancy.policy else None
 
 
 def _add_compliance(
@@ -388,12 +414,17 @@ def trail_deletion(
     sessions: AwsSessions,
     shared: Shared,
     compliance: ComplianceSettings | None = None,
+    tenancy: Tenancy = NO_TENANCY,
 ) -> PassReport:
     """A Trail being deleted: its report (deletionPolicy Delete takes off what it made)."""
     spec = parse_trail(spec_body, ref.name)
     if isinstance(spec, list) or spec.deletion_policy == "Retain":
         # Nothing was (or may be) made from an invalid spec; Retain leaves AWS as it is.
         return PassReport(status={}, events=[Event("Normal", "Retained", "deleted; AWS resources retained")])
+    if refusal := _refusal(tenancy, ref, spec):
+        # The policy no longer lets this Trail reach AWS: its deletion makes no call either.
+        message = f"deleted; AWS resources retained, since {refusal}"
+        return PassReport(status={}, events=[Event("Warning", "Forbidden", message)])
     try:
         request = TrailRequest(
             namespace=ref.namespace,

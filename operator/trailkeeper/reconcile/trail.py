@@ -26,7 +26,7 @@ from trailkeeper.aws.buckets import (
     ObservedBucket,
 )
 from trailkeeper.aws.errors import UnexpectedAnswerError, classify, error_code
-from trailkeeper.aws.session import AccountRef, AwsSessions
+from trailkeeper.aws.session import ROLE_SESSION_NAME, AccountRef, AwsSessions, role_session_name
 from trailkeeper.aws.topics import ObservedTopic, TopicClient
 from trailkeeper.aws.trails import TrailClient, TrailNameTakenError
 from trailkeeper.core.bucket_policy import desired_bucket_statements
@@ -34,6 +34,7 @@ from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_trail
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
 from trailkeeper.core.naming import OWNER_TAG, is_trailkeeper_sid, owner_key
 from trailkeeper.core.observed_trail import ObservedTrail
+from trailkeeper.core.ownership import OwnerLiveness, takeover_problem, unknown_liveness
 from trailkeeper.core.topic_policy import desired_topic_statements
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
@@ -47,8 +48,8 @@ T = TypeVar("T")
 CHANGE_READ_MAX_AGE = 2.0
 
 
-def account_ref(spec: AccountSpec) -> AccountRef | None:
-    return AccountRef(spec.role_arn, spec.external_id) if spec.role_arn else None
+def account_ref(spec: AccountSpec, session_name: str = ROLE_SESSION_NAME) -> AccountRef | None:
+    return AccountRef(spec.role_arn, spec.external_id, session_name) if spec.role_arn else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class TrailRequest:
     # Tag keys the previous spec had and this one dropped: taken off the trails (no other key ever is).
     removed_tags: tuple[str, ...] = ()
     removed_topic: str | None = None
+    # Whether the Trail an owner tag names exists (the operator asks its index of Trails; the command
+    # line cannot tell) and whether the command line was told to take over owned trails anyway.
+    owner_alive: OwnerLiveness = unknown_liveness
+    force_adopt: bool = False
 
     @property
     def owner(self) -> str:
@@ -127,7 +132,7 @@ class TrailReconciler:
         self.spec = request.spec
         self.sessions = sessions
         self.shared = shared
-        self.account = account_ref(self.spec.account)
+        self.account = account_ref(self.spec.account, role_session_name(request.namespace, request.name))
         self.account_id = sessions.account_id(self.account)
         self.partition = partition_of(self.spec.regions[0])
         self.desired = {
@@ -522,10 +527,11 @@ class TrailReconciler:
         self._observed[region] = observed
         if observed is None:
             return
+        # Checked first: a trail in conflict is another Trail's, and its ARN and logging are not ours to show.
+        self._check_owner(region, observed)
         outcome.trail_arn = observed.arn
         outcome.latest_delivery_error = observed.latest_delivery_error
         outcome.is_logging = observed.is_logging
-        self._check_owner(region, observed)
 
     def _check_owner(self, region: str, observed: ObservedTrail) -> None:
         """Raise Conflict unless the trail `observed` is this Trail's to manage."""
@@ -534,12 +540,16 @@ class TrailReconciler:
                 "Conflict",
                 f"{region} holds a shadow of the multi-region trail {observed.arn} of the same name",
             )
-        owner = observed.tags.get(OWNER_TAG)
-        if owner != self.request.owner and not self.spec.adopt:
-            who = f"owned by {owner}" if owner else "not made by trailkeeper"
-            raise RegionFailure(
-                "Conflict", f"trail {observed.name} in {region} is {who}; set adopt: true to take it over"
-            )
+        problem = takeover_problem(
+            f"trail {observed.name} in {region}",
+            observed.tags.get(OWNER_TAG),
+            self.request.owner,
+            adopt=self.spec.adopt,
+            alive=self.request.owner_alive,
+            force=self.request.force_adopt,
+        )
+        if problem:
+            raise RegionFailure("Conflict", problem)
 
     def _reconcile_trail(self, region: str, outcome: RegionOutcome) -> None:
         desired = self._resolve_kms_alias(self.desired[region])
@@ -561,8 +571,9 @@ class TrailReconciler:
                 observed = client.observe(self.request.trail_name)
                 if observed is None:
                     raise
-                outcome.trail_arn = observed.arn
+                outcome.trail_arn = None
                 self._check_owner(region, observed)
+                outcome.trail_arn = observed.arn
         diffs = diff_trail(desired, observed, resource=resource)
         dropped = {
             key: value
