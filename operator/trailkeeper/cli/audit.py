@@ -25,6 +25,7 @@ from trailkeeper.aws.account_state import AccountObservation, observe_account
 from trailkeeper.aws.errors import AwsError, classify
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
 from trailkeeper.aws.session import AccountRef, AwsSessions
+from trailkeeper.cli import CONTEXT_SETTINGS
 from trailkeeper.core.compliance import (
     ACCOUNT_CONTROL_IDS,
     ControlResult,
@@ -226,7 +227,7 @@ def _parse_regions(values: Sequence[str]) -> list[str]:
     return regions
 
 
-@click.command("audit")
+@click.command("audit", context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--regions",
     "regions",

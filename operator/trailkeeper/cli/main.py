@@ -13,7 +13,7 @@ from trailkeeper import __version__
 from trailkeeper.api.crd import crd_files
 from trailkeeper.api.manifests import Manifest, load_manifests
 from trailkeeper.aws.session import AwsSessions
-from trailkeeper.cli import operate
+from trailkeeper.cli import CONTEXT_SETTINGS, operate
 from trailkeeper.cli.audit import audit
 from trailkeeper.cli.operate import configure_logging
 from trailkeeper.cli.pipeline import run_manifests
@@ -22,7 +22,7 @@ from trailkeeper.iam_policy import render_iam_policy
 from trailkeeper.kube.config import PRIORITY_MAX, OperatorConfig
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="trailkeeper")
 def cli() -> None:
     """AWS CloudTrail managed as Kubernetes resources."""
@@ -53,7 +53,7 @@ manifest_files = click.option(
 )
 
 
-@cli.command()
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -93,7 +93,7 @@ def _sessions(endpoint: str | None, region: str | None) -> AwsSessions:
     )
 
 
-@cli.command()
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @manifest_files
 @click.option(
     "--account-id",
@@ -107,7 +107,7 @@ def plan(files: tuple[str, ...], account_id: str) -> None:
     click.echo(render_plan(manifests, account_id=account_id), nl=False)
 
 
-@cli.command()
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @manifest_files
 @aws_endpoint
 @aws_region
@@ -137,7 +137,7 @@ def apply(
     sys.exit(1 if failed else 0)
 
 
-@cli.command()
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @manifest_files
 @aws_endpoint
 @aws_region
@@ -159,7 +159,7 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
     sys.exit(1 if failed else 2 if drift else 0)
 
 
-@cli.command("run")
+@cli.command("run", context_settings=CONTEXT_SETTINGS)
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch this namespace (repeatable).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace (the default).")
 @click.option("--standalone", is_flag=True, help="No peering: do not coordinate with other replicas.")
@@ -264,7 +264,7 @@ def run_command(
     operate.run(config, endpoint_url=aws_endpoint_url, region=aws_region, rate_limited=not no_rate_limit)
 
 
-@cli.command()
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--kubeconfig",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -325,7 +325,7 @@ def sandbox(
     sys.exit(run_sandbox(options))
 
 
-@cli.command("iam-policy")
+@cli.command("iam-policy", context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--partition", type=click.Choice(["aws", "aws-cn", "aws-us-gov"]), default="aws", show_default=True
 )
