@@ -7,8 +7,10 @@ import socket
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
 
-from support.cluster import Cluster, kube_access
+from support.cluster import Cluster, KubeAccess, kube_access
 from trailkeeper.localkube.control_plane import LocalControlPlane, PortInUse, check_port_free
 from trailkeeper.localkube.tools import ASSETS_ENV, KubeToolsMissing, cache_dir, find_tools
 
@@ -72,3 +74,44 @@ def test_an_existing_cluster_named_by_its_kubeconfig_is_used_as_it_is(
             crds = access.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
             names = {item["metadata"]["name"] for item in crds["items"]}
             assert {"trails.trailkeeper.io", "logretentions.trailkeeper.io"} <= names
+
+
+@pytest.mark.e2e
+def test_the_operator_logs_in_with_the_charts_rbac_only(kube: KubeAccess) -> None:
+    """What the operator may do is what the chart grants: its ServiceAccount can patch Trail status but
+    not read Secrets, so a verb the chart forgets fails the end-to-end tests instead of passing as admin."""
+    config = yaml.safe_load(kube.operator_kubeconfig.read_text(encoding="utf-8"))
+    user = config["users"][0]
+    assert user["name"] == "system:serviceaccount:trailkeeper:trailkeeper"
+    token = user["user"]["token"]
+
+    def allowed(verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": "default",
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource,
+                    "subresource": subresource,
+                }
+            },
+        }
+        answer = requests.post(
+            f"{kube.url}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            json=review,
+            headers={"Authorization": f"Bearer {token}"},
+            verify=kube.session.verify,
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return bool(answer.json()["status"]["allowed"])
+
+    assert allowed("patch", "trails", "trailkeeper.io", "status")
+    assert allowed("watch", "logretentions", "trailkeeper.io")
+    assert allowed("create", "events")
+    assert not allowed("get", "secrets")
+    assert not allowed("delete", "trails", "trailkeeper.io")
+    assert not allowed("update", "trails", "trailkeeper.io")
