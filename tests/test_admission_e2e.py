@@ -95,3 +95,16 @@ def test_the_examples_are_admitted(cluster: Cluster, path: Path) -> None:
     for body in yaml.safe_load_all(path.read_text(encoding="utf-8")):
         if body:
             assert dry_run(cluster, body) is None
+
+
+def test_trail_name_cannot_change_once_made(cluster: Cluster) -> None:
+    cluster.apply("Trail", "named", {"regions": ["us-east-1"], "destination": {"bucket": "named-logs"}})
+    # Writing out the default (metadata.name) is no change.
+    cluster.patch_spec("Trail", "named", {"trailName": "named"})
+    with pytest.raises(ApiError) as refused:
+        cluster.patch_spec("Trail", "named", {"trailName": "renamed"})
+    assert refused.value.status == 422
+    causes = refused.value.body["details"]["causes"]
+    assert [c["field"] for c in causes] == ["spec.trailName"], causes
+    stored = cluster.get("Trail", "named")
+    assert stored is not None and stored["spec"]["trailName"] == "named"
