@@ -25,6 +25,8 @@ from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.account_state import observe_account
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.aws.topics import TopicClient
+from trailkeeper.core.drift import Fix
+from trailkeeper.core.monitoring import name_prefix
 from trailkeeper.iam_policy import (
     NO_PERMISSION_OPERATIONS,
     REQUIRED_OPERATIONS,
@@ -259,6 +261,43 @@ def drift_everything(aws: AwsSessions, trail_arn: str) -> None:
             )
 
 
+def run_monitoring_paths(aws: AwsSessions, shared: Shared) -> None:
+    """A Trail with spec.monitoring: made, drifted and corrected, its retention dropped, then deleted."""
+    body: dict[str, Any] = {
+        "regions": ["us-east-1"],
+        "multiRegion": True,
+        "destination": {"bucket": "tk-iam-monitored"},
+        "notifications": {"topicName": "tk-iam-alarms"},
+        "monitoring": {"retentionDays": 90},
+        "deletionPolicy": "Delete",
+    }
+    request = TrailRequest(namespace=NAMESPACE, name="monitored", spec=TrailSpec.model_validate(body))
+    check(reconcile_trail(request, aws, shared))
+    prefix = name_prefix(request.owner)
+    logs = aws.client("logs", "us-east-1")
+    logs.delete_metric_filter(logGroupName="aws-cloudtrail-logs/monitored", filterName=f"{prefix}vpc-changes")
+    aws.client("iam", "us-east-1").update_assume_role_policy(
+        RoleName="trailkeeper-cloudtrail-monitored",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    corrected = check(reconcile_trail(request, aws, shared))
+    assert {d.fix for d in corrected.diffs} == {Fix.PUT_METRIC_FILTER, Fix.PUT_ROLE_POLICIES}
+    unlimited = TrailSpec.model_validate({**body, "monitoring": {}})
+    check(reconcile_trail(TrailRequest(NAMESPACE, "monitored", unlimited), aws, shared))
+    check(delete_trail(request, aws, shared))
+
+
 def run_every_reconcile_path(aws: AwsSessions) -> None:
     """A Trail's and two LogRetentions' lives: create, re-check, correct drift, change, delete; and a
     Trail in another account through its role."""
@@ -266,6 +305,8 @@ def run_every_reconcile_path(aws: AwsSessions) -> None:
     for region in REGIONS:
         kms = aws.client("kms", region)
         kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+
+    run_monitoring_paths(aws, shared)
 
     spec = trail_spec()
     request = TrailRequest(namespace=NAMESPACE, name="audit", spec=spec)

@@ -97,9 +97,28 @@ REQUIRED_OPERATIONS: Final[dict[str, set[str]]] = {
     "ec2": {"DescribeRegions"},
     # The compliance observation: the account-level Block Public Access (CIS 3.3, TK-BUCKET-BPA).
     "s3control": {"GetPublicAccessBlock"},
-    # The compliance observation of the Monitoring section: filters on the trails' log groups and alarms.
-    "logs": {"DescribeMetricFilters"},
-    "cloudwatch": {"DescribeAlarms"},
+    # The Monitoring section: its observation (filters on the trails' log groups, alarms) and what a
+    # Trail with spec.monitoring makes (aws/monitoring.py): the log group, filters, alarms, delivery role.
+    "logs": {
+        "DescribeMetricFilters",
+        "DescribeLogGroups",
+        "ListTagsForResource",
+        "CreateLogGroup",
+        "PutRetentionPolicy",
+        "DeleteRetentionPolicy",
+        "PutMetricFilter",
+        "DeleteMetricFilter",
+    },
+    "cloudwatch": {"DescribeAlarms", "ListTagsForResource", "PutMetricAlarm", "DeleteAlarms"},
+    "iam": {
+        "GetRole",
+        "GetRolePolicy",
+        "CreateRole",
+        "UpdateAssumeRolePolicy",
+        "PutRolePolicy",
+        "DeleteRolePolicy",
+        "DeleteRole",
+    },
 }
 
 # Any authenticated principal may call these; no policy can allow or deny them.
@@ -126,6 +145,11 @@ _ACTIONS: Final[Mapping[tuple[str, str], tuple[str, ...]]] = {
     # "To be able to tag a topic on creation, you must have the sns:CreateTopic and sns:TagResource
     # permissions" (SNS API reference, CreateTopic).
     ("sns", "CreateTopic"): ("sns:CreateTopic", "sns:TagResource"),
+    # Tagged at creation, which needs the service's tagging action too (CloudWatch Logs API reference,
+    # CreateLogGroup; CloudWatch, PutMetricAlarm; IAM, CreateRole).
+    ("logs", "CreateLogGroup"): ("logs:CreateLogGroup", "logs:TagResource"),
+    ("cloudwatch", "PutMetricAlarm"): ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"),
+    ("iam", "CreateRole"): ("iam:CreateRole", "iam:TagRole"),
 }
 
 
@@ -174,8 +198,13 @@ _KEYS = _Grant("KmsResolveKeyAliases", "arn:{partition}:kms:*:*:key/*")
 _EC2_ANY = _Grant("Ec2DescribeRegions", "*")
 # Nor does s3:GetAccountPublicAccessBlock (the account is the resource).
 _S3_ACCOUNT = _Grant("S3AccountPublicAccessBlock", "*")
-_LOG_GROUPS = _Grant("LogsMetricFilters", "arn:{partition}:logs:*:*:log-group:*")
+_LOG_GROUPS = _Grant("LogsLogGroups", "arn:{partition}:logs:*:*:log-group:*")
+# DescribeLogGroups is listed against "*" only (the log groups it answers are not its resource).
+_LOGS_ANY = _Grant("LogsDescribeLogGroups", "*")
 _ALARMS = _Grant("CloudWatchAlarms", "arn:{partition}:cloudwatch:*:*:alarm:*")
+# The delivery roles trailkeeper makes are all named trailkeeper-cloudtrail-<trail name>; a role the
+# spec names (monitoring.roleArn) is only passed, never read or changed.
+_DELIVERY_ROLES = _Grant("IamDeliveryRoles", "arn:{partition}:iam::*:role/trailkeeper-cloudtrail-*")
 # Only CloudTrail may be handed a role (its CloudWatch Logs delivery role), nothing else.
 _PASS_ROLE = _Grant(
     "PassCloudWatchLogsRoleToCloudTrail",
@@ -195,7 +224,9 @@ _GRANTS: Final[tuple[_Grant, ...]] = (
     _EC2_ANY,
     _S3_ACCOUNT,
     _LOG_GROUPS,
+    _LOGS_ANY,
     _ALARMS,
+    _DELIVERY_ROLES,
     _PASS_ROLE,
 )
 _GRANT_OF_ACTION: Final[Mapping[str, _Grant]] = {
@@ -205,6 +236,7 @@ _GRANT_OF_ACTION: Final[Mapping[str, _Grant]] = {
     "sns:Unsubscribe": _SUBSCRIPTIONS,
     "iam:PassRole": _PASS_ROLE,
     "s3:GetAccountPublicAccessBlock": _S3_ACCOUNT,
+    "logs:DescribeLogGroups": _LOGS_ANY,
 }
 _GRANT_OF_SERVICE: Final[Mapping[str, _Grant]] = {
     "cloudtrail": _TRAILS,
@@ -215,6 +247,7 @@ _GRANT_OF_SERVICE: Final[Mapping[str, _Grant]] = {
     "ec2": _EC2_ANY,
     "logs": _LOG_GROUPS,
     "cloudwatch": _ALARMS,
+    "iam": _DELIVERY_ROLES,
 }
 
 

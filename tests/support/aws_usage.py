@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
 _OPERATOR = "trailkeeper."
 # Libraries the entry points use; how a test drives them directly says nothing of what the operator calls.
-_RESOURCE_CLIENTS = frozenset({"trailkeeper.aws.trails", "trailkeeper.aws.buckets", "trailkeeper.aws.topics"})
+_RESOURCE_CLIENTS = frozenset(
+    {
+        "trailkeeper.aws.trails",
+        "trailkeeper.aws.buckets",
+        "trailkeeper.aws.topics",
+        "trailkeeper.aws.monitoring",
+    }
+)
 _SDK = frozenset({"botocore", "boto3"})
 
 Operation = tuple[str, str]

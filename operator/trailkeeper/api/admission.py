@@ -11,7 +11,13 @@ import itertools
 from dataclasses import dataclass
 
 from trailkeeper.api.logretention import _THIRTY_DAY_CLASSES, _WATERFALL, LogRetentionSpec
-from trailkeeper.api.trail import _ENDPOINT_PATTERNS, OWNER_TAG_KEY, TrailSpec
+from trailkeeper.api.trail import (
+    _ENDPOINT_PATTERNS,
+    MONITORING_WITH_CLOUD_WATCH_LOGS,
+    MONITORING_WITHOUT_TOPIC,
+    OWNER_TAG_KEY,
+    TrailSpec,
+)
 
 Rule = dict[str, str]
 
@@ -132,12 +138,35 @@ def _trail() -> Admission:
         *_trail_delivery_rules(),
         *_trail_notification_rules(),
         *_trail_tag_rules(),
+        *_trail_monitoring_rules(),
     ]
     return Admission(
         rules=tuple(rules),
         sets=("spec.regions", "spec.insights", "spec.destination.sourceAccounts"),
         maps=(("spec.notifications.subscriptions", ("protocol", "endpoint")),),
     )
+
+
+def _trail_monitoring_rules() -> list[tuple[str, Rule]]:
+    """spec.monitoring sets the trails' CloudWatch Logs delivery, and its alarms need a topic."""
+    return [
+        (
+            "spec",
+            _rule(
+                "!has(self.monitoring) || !has(self.cloudWatchLogs)",
+                MONITORING_WITH_CLOUD_WATCH_LOGS,
+                ".cloudWatchLogs",
+            ),
+        ),
+        (
+            "spec",
+            _rule(
+                "!has(self.monitoring) || has(self.notifications) || has(self.monitoring.alarmTopicArn)",
+                MONITORING_WITHOUT_TOPIC,
+                ".monitoring",
+            ),
+        ),
+    ]
 
 
 def _trail_name_rules() -> list[tuple[str, Rule]]:

@@ -219,6 +219,11 @@ def _trail_rules() -> list[tuple[str, str]]:
         ),
         ("`cloudWatchLogs`", "`logGroupArn` and `roleArn` both or neither."),
         (
+            "`monitoring`",
+            "Sets the trails' CloudWatch Logs delivery itself: `cloudWatchLogs` must be unset. Needs "
+            "`notifications` or `monitoring.alarmTopicArn` (the alarms' topic).",
+        ),
+        (
             "`regions`, `insights`, `destination.sourceAccounts`, `notifications.subscriptions`",
             "No duplicates (subscriptions by `protocol` and `endpoint`).",
         ),

@@ -313,6 +313,18 @@ LOG_RETENTION_DAYS = (
 )
 
 
+# spec.monitoring decides the trails' CloudWatchLogsLogGroupArn and CloudWatchLogsRoleArn; the two ways
+# of saying it are never mixed (also checked by the API server, api/admission.py).
+MONITORING_WITH_CLOUD_WATCH_LOGS = (
+    "cloudWatchLogs: must be unset with monitoring, which sets the trails' CloudWatch Logs delivery (log "
+    "group and role) itself; to deliver to an existing group through an existing role, name them in "
+    "monitoring.logGroupName (with createLogGroup: false) and monitoring.roleArn"
+)
+MONITORING_WITHOUT_TOPIC = (
+    "monitoring: the alarms need a topic: set notifications or monitoring.alarmTopicArn"
+)
+
+
 class Monitoring(Model):
     """The CIS Monitoring section made by the Trail: a CloudWatch Logs group its trails deliver to
     (through an IAM role), and on it the CIS metric filters, each with an alarm notifying an SNS topic."""
@@ -329,13 +341,15 @@ class Monitoring(Model):
     """Retention in days of a log group trailkeeper creates, one of the values PutRetentionPolicy accepts.
     Default: never expire.
     """
-    role_arn: Annotated[str | None, Field(pattern=ROLE_ARN_PATTERN)] = None
+    # Bounded, like every string a CEL rule walks (the API server's cost estimate).
+    role_arn: Annotated[str | None, Field(max_length=600, pattern=ROLE_ARN_PATTERN)] = None
     """An existing role CloudTrail delivers through. Default: trailkeeper creates
     `trailkeeper-cloudtrail-<trail name>`, allowed only logs:CreateLogStream and logs:PutLogEvents on the
     log group.
     """
     alarm_topic_arn: Annotated[
-        str | None, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+        str | None,
+        Field(max_length=340, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"),
     ] = None
     """SNS topic the alarms notify. Default: the Trail's notifications topic in the log group's region."""
     metric_namespace: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^:$][^:]*$")] = (
@@ -413,8 +427,9 @@ class TrailSpec(Model):
     neither. Unset: no CloudWatch Logs delivery.
     """
     monitoring: Monitoring | None = None
-    """The CIS Monitoring section (log metric filters and alarms) made by the Trail; exclusive with
-    `cloudWatchLogs`. Needs `notifications` or `monitoring.alarmTopicArn`.
+    """The CIS Monitoring section (log metric filters and alarms) made by the Trail. It sets the trails'
+    CloudWatch Logs delivery itself, so `cloudWatchLogs` must then be unset. Needs `notifications` or
+    `monitoring.alarmTopicArn`.
     """
     tags: Annotated[dict[_TagKey, _TagValue], Field(max_length=49)] = {}
     """Tags on the trails and on the buckets and topics trailkeeper creates, at most 49. Keys: 1 to 128
@@ -494,9 +509,9 @@ class TrailSpec(Model):
             )
         if self.monitoring is not None:
             if self.cloud_watch_logs is not None:
-                raise ValueError("monitoring: give cloudWatchLogs or monitoring, not both")
+                raise ValueError(MONITORING_WITH_CLOUD_WATCH_LOGS)
             if self.monitoring.alarm_topic_arn is None and self.notifications is None:
-                raise ValueError("monitoring: the alarms need notifications or monitoring.alarmTopicArn")
+                raise ValueError(MONITORING_WITHOUT_TOPIC)
         for region in self.regions:
             problem = bucket_name_problem(bucket_for_region(self.destination.bucket, region))
             if problem:

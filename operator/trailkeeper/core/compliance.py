@@ -180,7 +180,8 @@ def _monitoring_control(spec: MetricFilterControl) -> Control:
         spec.name,
         spec.cis,
         "Set spec.monitoring on a multi-region Trail: trailkeeper creates the metric filter "
-        f"({spec.filter_name}) and its alarm; the alarm's SNS topic needs a confirmed subscription.",
+        f"(trailkeeper-<hash>-{spec.slug}) and its alarm; the alarm's SNS topic needs a confirmed "
+        "subscription.",
     )
 
 

@@ -39,6 +39,11 @@ class Fix(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PUT_LIFECYCLE_RULE = "put-lifecycle-rule"
     REMOVE_LIFECYCLE_RULE = "remove-lifecycle-rule"
+    # The Monitoring section (reconcile/monitoring.py)
+    PUT_METRIC_FILTER = "put-metric-filter"
+    PUT_METRIC_ALARM = "put-metric-alarm"
+    PUT_ROLE_POLICIES = "put-role-policies"  # the delivery role's trust or inline policy
+    PUT_RETENTION = "put-retention"
 
 
 @dataclass(frozen=True)

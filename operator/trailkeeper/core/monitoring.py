@@ -14,6 +14,7 @@ these values.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,11 @@ ALARM_THRESHOLD = 1.0
 ALARM_STATISTIC = "Sum"
 ALARM_COMPARISON = "GreaterThanOrEqualToThreshold"
 ALARM_EVALUATION_PERIODS = 1
-# Names trailkeeper gives its filters and alarms begin with this: a filter or alarm without it is not
-# trailkeeper's, and is never changed or deleted (whatever its pattern).
+# Names trailkeeper gives its filters and alarms begin with this, then a hash of their owner (see
+# `name_prefix`): a filter or alarm without its owner's prefix is not that owner's, and is never changed
+# or deleted by it (whatever its pattern). Metric filters take no tags, so the name is their only mark.
 NAME_PREFIX = "trailkeeper-"
+_OWNER_HASH_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,8 @@ class MetricFilterControl:
         return self.patterns[0][0]
 
     @property
-    def filter_name(self) -> str:
-        return f"{NAME_PREFIX}{self.slug}"
-
-    @property
     def metric_name(self) -> str:
         return f"{self.slug.replace('-', '_')}_metric"
-
-    @property
-    def alarm_name(self) -> str:
-        return f"{NAME_PREFIX}{self.slug}-alarm"
 
     def matching_versions(self, pattern: str) -> tuple[str, ...] | None:
         """The benchmark versions whose pattern `pattern` is (None: none of them)."""
@@ -76,6 +71,13 @@ class MetricFilterControl:
             if normalize_pattern(candidate) == seen:
                 return versions
         return None
+
+
+def name_prefix(owner: str) -> str:
+    """`trailkeeper-<hash>-`: how the names of an owner's filters and alarms begin. Two Trails never
+    share one, so each finds (and deletes) exactly its own on a log group others use too."""
+    digest = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:_OWNER_HASH_CHARS]
+    return f"{NAME_PREFIX}{digest}-"
 
 
 def normalize_pattern(pattern: str) -> str:
@@ -295,11 +297,20 @@ class DesiredMetricFilter:
     log_group: str
     namespace: str
     topic_arn: str
+    prefix: str = NAME_PREFIX
+
+    @property
+    def filter_name(self) -> str:
+        return f"{self.prefix}{self.control.slug}"
+
+    @property
+    def alarm_name(self) -> str:
+        return f"{self.prefix}{self.control.slug}-alarm"
 
     def put_metric_filter_request(self) -> dict[str, Any]:
         return {
             "logGroupName": self.log_group,
-            "filterName": self.control.filter_name,
+            "filterName": self.filter_name,
             "filterPattern": self.control.pattern,
             "metricTransformations": [
                 {
@@ -312,7 +323,7 @@ class DesiredMetricFilter:
 
     def put_metric_alarm_request(self, tags: dict[str, str]) -> dict[str, Any]:
         return {
-            "AlarmName": self.control.alarm_name,
+            "AlarmName": self.alarm_name,
             "AlarmDescription": f"{self.control.id} {self.control.name} (CIS AWS Foundations)",
             "MetricName": self.control.metric_name,
             "Namespace": self.namespace,
@@ -326,8 +337,10 @@ class DesiredMetricFilter:
         }
 
 
-def desired_metric_filters(log_group: str, namespace: str, topic_arn: str) -> list[DesiredMetricFilter]:
-    return [DesiredMetricFilter(c, log_group, namespace, topic_arn) for c in METRIC_FILTER_CONTROLS]
+def desired_metric_filters(
+    log_group: str, namespace: str, topic_arn: str, prefix: str = NAME_PREFIX
+) -> list[DesiredMetricFilter]:
+    return [DesiredMetricFilter(c, log_group, namespace, topic_arn, prefix) for c in METRIC_FILTER_CONTROLS]
 
 
 def filter_differences(desired: DesiredMetricFilter, observed: dict[str, Any] | None) -> list[str]:
