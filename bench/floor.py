@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 
 from bench.fleet import REGIONS, FleetShape
-from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.bucket_share import BucketShare, desired_bucket_policy
 from trailkeeper.core.naming import OWNER_TAG, lifecycle_rule_id
 from trailkeeper.core.topic_policy import desired_topic_policy
 
@@ -86,18 +86,14 @@ def create_trail_set(clients: RawClients, name: str) -> int:
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
-        statements = desired_bucket_statements(
+        policy = desired_bucket_policy(
             owner=owner,
-            bucket=bucket,
-            key_prefix="",
-            account_id=ACCOUNT,
+            share=BucketShare(bucket, "", ACCOUNT, name),
             trail_arns=[trail_arn],
             source_accounts=[],
             organization_id=None,
         )
-        s3.put_bucket_policy(
-            Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements})
-        )
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         topic_arn = sns.create_topic(Name=f"bench-{name}", Tags=[{"Key": OWNER_TAG, "Value": owner}])[
             "TopicArn"
         ]

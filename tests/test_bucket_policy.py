@@ -1,4 +1,7 @@
-"""The bucket policy holds exactly the statements the CloudTrail User Guide documents; parliament agrees."""
+"""The bucket policy holds exactly the statements the CloudTrail User Guide documents; parliament agrees.
+
+The statements every trail needs are shared by the Trails of a bucket (core.bucket_share, tested on its own
+in test_bucket_share); here one Trail's whole policy is checked, its own statements beside the shared ones."""
 
 from __future__ import annotations
 
@@ -9,7 +12,15 @@ from typing import Any
 import parliament
 import pytest
 
-from trailkeeper.core.bucket_policy import desired_bucket_policy, desired_bucket_statements
+from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.bucket_share import (
+    ACL_CHECK_SID,
+    DENY_INSECURE_TRANSPORT_SID,
+    BucketShare,
+    desired_bucket_policy,
+    is_shared_sid,
+    write_sid,
+)
 from trailkeeper.core.naming import (
     PURPOSE_BUCKET_ACL_CHECK,
     PURPOSE_BUCKET_WRITE,
@@ -39,21 +50,31 @@ def statements(**overrides: Any) -> list[dict[str, Any]]:
         "organization_id": None,
     }
     arguments.update(overrides)
-    return desired_bucket_statements(**arguments)
+    share = BucketShare(
+        arguments.pop("bucket"),
+        arguments.pop("key_prefix"),
+        arguments.pop("account_id"),
+        "audit",
+        arguments.pop("partition", "aws"),
+    )
+    policy = desired_bucket_policy(share=share, **arguments)
+    return list(policy["Statement"])
 
 
 def by_purpose(result: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     purposes = {
         statement_sid(OWNER, p): p
         for p in (
-            PURPOSE_BUCKET_ACL_CHECK,
-            PURPOSE_BUCKET_WRITE,
             PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK,
             PURPOSE_SOURCE_ACCOUNTS_WRITE,
             PURPOSE_ORGANIZATION_WRITE,
-            PURPOSE_DENY_INSECURE_TRANSPORT,
         )
     }
+    purposes[ACL_CHECK_SID] = PURPOSE_BUCKET_ACL_CHECK
+    purposes[DENY_INSECURE_TRANSPORT_SID] = PURPOSE_DENY_INSECURE_TRANSPORT
+    for statement in result:
+        if str(statement["Sid"]).startswith("TrailkeeperWrite"):
+            purposes[statement["Sid"]] = PURPOSE_BUCKET_WRITE
     return {purposes[s["Sid"]]: s for s in result}
 
 
@@ -61,28 +82,27 @@ def test_a_plain_bucket_gets_the_acl_check_the_write_and_the_tls_deny() -> None:
     result = by_purpose(statements())
     assert result == {
         PURPOSE_BUCKET_ACL_CHECK: {
-            "Sid": statement_sid(OWNER, PURPOSE_BUCKET_ACL_CHECK),
+            "Sid": ACL_CHECK_SID,
             "Effect": "Allow",
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "s3:GetBucketAcl",
             "Resource": "arn:aws:s3:::acme-audit",
-            "Condition": {"StringEquals": {"aws:SourceArn": [TRAIL_W, TRAIL_E]}},
+            "Condition": {"StringEquals": {"aws:SourceAccount": [ACCOUNT]}},
         },
         PURPOSE_BUCKET_WRITE: {
-            "Sid": statement_sid(OWNER, PURPOSE_BUCKET_WRITE),
+            "Sid": write_sid(""),
             "Effect": "Allow",
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "s3:PutObject",
-            "Resource": "arn:aws:s3:::acme-audit/AWSLogs/123456789012/*",
+            "Resource": ["arn:aws:s3:::acme-audit/AWSLogs/123456789012/*"],
             "Condition": {
-                "StringEquals": {
-                    "s3:x-amz-acl": "bucket-owner-full-control",
-                    "aws:SourceArn": [TRAIL_W, TRAIL_E],
-                }
+                "StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"},
+                # The Trail's trail in every region it records (us-east-1 and eu-west-1 here).
+                "ArnLike": {"aws:SourceArn": ["arn:aws:cloudtrail:*:123456789012:trail/audit"]},
             },
         },
         PURPOSE_DENY_INSECURE_TRANSPORT: {
-            "Sid": statement_sid(OWNER, PURPOSE_DENY_INSECURE_TRANSPORT),
+            "Sid": DENY_INSECURE_TRANSPORT_SID,
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:*",
@@ -101,7 +121,7 @@ def test_a_plain_bucket_gets_the_acl_check_the_write_and_the_tls_deny() -> None:
     ],
 )
 def test_the_write_path_is_below_the_key_prefix(key_prefix: str, resource: str) -> None:
-    assert by_purpose(statements(key_prefix=key_prefix))[PURPOSE_BUCKET_WRITE]["Resource"] == resource
+    assert by_purpose(statements(key_prefix=key_prefix))[PURPOSE_BUCKET_WRITE]["Resource"] == [resource]
 
 
 def test_source_accounts_get_one_write_path_each_conditioned_on_their_account() -> None:
@@ -152,7 +172,7 @@ def test_an_organization_gets_its_write_path_conditioned_on_the_trails() -> None
         },
     }
     # The management account's own path stays granted beside the organization's.
-    assert result[PURPOSE_BUCKET_WRITE]["Resource"] == "arn:aws:s3:::acme-audit/AWSLogs/123456789012/*"
+    assert result[PURPOSE_BUCKET_WRITE]["Resource"] == ["arn:aws:s3:::acme-audit/AWSLogs/123456789012/*"]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +192,7 @@ def test_every_write_requires_the_bucket_owner_full_control_acl_and_a_source_con
     result = statements(source_accounts=["222222222222"], organization_id="o-abcdefghij")
     for statement in result:
         if statement["Effect"] == "Allow":
-            conditions = statement["Condition"]["StringEquals"]
+            conditions = {key for block in statement["Condition"].values() for key in block}
             assert {"aws:SourceArn", "aws:SourceAccount"} & set(conditions), statement["Sid"]
             assert statement["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
         if statement["Action"] == "s3:PutObject":
@@ -183,14 +203,28 @@ def test_sids_are_the_owners_alphanumeric_and_distinct() -> None:
     result = statements(source_accounts=["222222222222"], organization_id="o-abcdefghij")
     sids = [s["Sid"] for s in result]
     assert len(set(sids)) == len(sids)
-    assert set(sids) <= owner_sids(OWNER)
-    assert all(re.fullmatch(r"[A-Za-z0-9]+", sid) and is_trailkeeper_sid(sid) for sid in sids)
+    assert {sid for sid in sids if not is_shared_sid(sid)} <= owner_sids(OWNER)
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in sids)
+    assert all(is_trailkeeper_sid(sid) or is_shared_sid(sid) for sid in sids)
 
 
-def test_two_owners_of_one_bucket_have_disjoint_sids() -> None:
-    a = {s["Sid"] for s in statements(owner="security/audit")}
-    b = {s["Sid"] for s in statements(owner="team-b/audit")}
-    assert not a & b
+def owned(**overrides: Any) -> list[dict[str, Any]]:
+    arguments: dict[str, Any] = {
+        "bucket": "acme-audit",
+        "key_prefix": "",
+        "account_id": ACCOUNT,
+        "trail_arns": [TRAIL_E],
+        "source_accounts": ["222222222222"],
+        "organization_id": "o-abcdefghij",
+        **overrides,
+    }
+    return desired_bucket_statements(**arguments)
+
+
+def test_two_owners_of_one_bucket_have_disjoint_sids_for_their_own_statements() -> None:
+    a = {s["Sid"] for s in owned(owner="security/audit")}
+    b = {s["Sid"] for s in owned(owner="team-b/audit")}
+    assert a and b and not a & b
 
 
 def test_the_result_is_stable_whatever_the_order_of_the_inputs() -> None:
@@ -201,7 +235,7 @@ def test_the_result_is_stable_whatever_the_order_of_the_inputs() -> None:
 
 def test_no_two_statements_share_a_mutable_value() -> None:
     result = statements(source_accounts=["222222222222"], organization_id="o-abcdefghij")
-    result[0]["Condition"]["StringEquals"]["aws:SourceArn"].append("changed")
+    result[0]["Condition"]["StringEquals"]["aws:SourceAccount"].append("changed")
     assert "changed" not in json.dumps(result[1:])
 
 
@@ -210,20 +244,18 @@ def test_other_partitions_use_their_arns() -> None:
         statements(partition="aws-cn", trail_arns=["arn:aws-cn:cloudtrail:cn-north-1:1:trail/t"])
     )
     assert result[PURPOSE_BUCKET_ACL_CHECK]["Resource"] == "arn:aws-cn:s3:::acme-audit"
-    assert result[PURPOSE_BUCKET_WRITE]["Resource"] == "arn:aws-cn:s3:::acme-audit/AWSLogs/123456789012/*"
+    assert result[PURPOSE_BUCKET_WRITE]["Resource"] == ["arn:aws-cn:s3:::acme-audit/AWSLogs/123456789012/*"]
 
 
 def test_a_policy_without_trails_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one trail"):
-        statements(trail_arns=[])
+        owned(owner=OWNER, trail_arns=[])
 
 
 def test_desired_bucket_policy_is_the_statements_in_a_2012_document() -> None:
     policy = desired_bucket_policy(
         owner=OWNER,
-        bucket="acme-audit",
-        key_prefix="",
-        account_id=ACCOUNT,
+        share=BucketShare("acme-audit", "", ACCOUNT, "audit"),
         trail_arns=[TRAIL_E],
         source_accounts=[],
         organization_id=None,

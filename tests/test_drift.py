@@ -264,7 +264,8 @@ def ours(**overrides: Any) -> list[dict[str, Any]]:
         "key_prefix": "",
         "account_id": "123456789012",
         "trail_arns": ["arn:aws:cloudtrail:us-east-1:123456789012:trail/audit"],
-        "source_accounts": [],
+        # The owner's own statements (the shared ones are diffed entry by entry: test_bucket_share).
+        "source_accounts": ["210987654321"],
         "organization_id": None,
         **overrides,
     }

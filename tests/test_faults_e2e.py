@@ -24,6 +24,7 @@ from support.faults_e2e import MotoState, RegionalFaultInjector, client, moto_st
 from support.kube_front import KubeFaultFront
 from support.moto_server import MOTO_DEFAULT_ACCOUNT, InProcessMotoServer
 from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.bucket_share import BucketShare, share_diffs
 from trailkeeper.core.drift import diff_statements
 from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.core.topic_policy import desired_topic_statements
@@ -95,9 +96,10 @@ def assert_converged(
                 source_accounts=[],
                 organization_id=None,
             )
+            share = BucketShare(bucket, "", MOTO_DEFAULT_ACCOUNT, name)
             missing = diff_statements(
                 f"bucket-policy/{bucket}", desired, state.buckets.get(bucket), owner=owner
-            )
+            ) + share_diffs(f"bucket-policy/{bucket}", state.buckets.get(bucket), share)
             assert missing == [], f"{owner}'s statements on {bucket}: {missing}"
         topic = str((spec.get("notifications") or {}).get("topicName") or "")
         for region in spec["regions"] if topic else ():

@@ -69,7 +69,9 @@ def ours(owner: str = OWNER_A, **overrides: Any) -> list[dict[str, Any]]:
         "key_prefix": "",
         "account_id": ACCOUNT,
         "trail_arns": [f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{owner.replace('/', '-')}"],
-        "source_accounts": [],
+        # An owner's own statements: the grants for other accounts and an organization (the statements
+        # every trail needs are shared by all Trails of a bucket: test_bucket_share).
+        "source_accounts": ["210987654321"],
         "organization_id": None,
     }
     arguments.update(overrides)

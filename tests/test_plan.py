@@ -9,7 +9,7 @@ import yaml
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.manifests import Manifest
 from trailkeeper.api.trail import TrailSpec
-from trailkeeper.core.bucket_policy import desired_bucket_policy
+from trailkeeper.core.bucket_share import BucketShare, desired_bucket_policy
 from trailkeeper.core.plan import PLACEHOLDER_ACCOUNT_ID, plan_manifest, plan_manifests, render_plan
 from trailkeeper.core.topic_policy import desired_topic_policy
 
@@ -75,9 +75,7 @@ def test_each_bucket_gets_the_policy_of_the_trails_delivering_into_it() -> None:
     for bucket, region_arn in zip(plan["buckets"], [ARN_E, ARN_W], strict=True):
         assert bucket["policy"] == desired_bucket_policy(
             owner="security/audit",
-            bucket=bucket["bucket"],
-            key_prefix="ct",
-            account_id=ACCOUNT,
+            share=BucketShare(bucket["bucket"], "ct", ACCOUNT, region_arn.rsplit("/", 1)[-1]),
             trail_arns=[region_arn],
             source_accounts=[],
             organization_id=None,

@@ -8,7 +8,8 @@ from typing import Any
 
 from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.session import AwsSessions
-from trailkeeper.core.naming import OWNER_TAG, owner_sids
+from trailkeeper.core.bucket_share import BUCKET_POLICY_MAX_BYTES, BucketShare, missing_entries, policy_bytes
+from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.reconcile.shared import Shared
 from trailkeeper.reconcile.trail import TrailRequest, delete_trail, reconcile_trail
 
@@ -55,8 +56,9 @@ def test_first_pass_creates_bucket_trail_and_starts_logging(aws: AwsSessions) ->
     assert s3.get_bucket_versioning(Bucket="acme-audit")["Status"] == "Enabled"
     block = s3.get_public_access_block(Bucket="acme-audit")["PublicAccessBlockConfiguration"]
     assert all(block.values())
-    sids = {s["Sid"] for s in bucket_policy(aws, "acme-audit")["Statement"]}
-    assert sids <= owner_sids("security/audit") and len(sids) >= 3
+    policy = bucket_policy(aws, "acme-audit")
+    assert missing_entries(policy, BucketShare("acme-audit", "", ACCOUNT, "audit")) == []
+    assert len(policy["Statement"]) == 3  # the ACL check, the write and the TLS-only deny
     region = outcome.regions[0]
     assert region.trail_arn == f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/audit"
     assert region.is_logging is True
@@ -125,9 +127,11 @@ def test_two_trails_sharing_a_bucket_concurrently_keep_both_sets(aws: AwsSession
     for thread in threads:
         thread.join()
     assert errors == []
-    sids = {s["Sid"] for s in bucket_policy(aws, "shared-audit")["Statement"]}
+    policy = bucket_policy(aws, "shared-audit")
     for name in ("alpha", "beta", "gamma"):
-        assert sids & owner_sids(f"security/{name}"), f"statements of {name} lost"
+        share = BucketShare("shared-audit", "", ACCOUNT, f"{name}-trail")
+        assert missing_entries(policy, share) == [], f"entries of {name} lost"
+    assert len(policy["Statement"]) == 3  # aggregated, whatever the number of Trails
 
 
 def test_unowned_trail_of_the_same_name_is_a_conflict_and_untouched(aws: AwsSessions) -> None:
@@ -255,3 +259,53 @@ def test_a_tag_dropped_from_the_spec_is_taken_off_and_tags_of_others_stay(aws: A
     before = len(mutating(aws))
     again = reconcile_trail(request(spec(tags={"team": "audit"})), aws, Shared())
     assert again.diffs == [] and len(mutating(aws)) == before
+
+
+def test_a_trail_leaving_a_shared_bucket_takes_only_its_own_entries(aws: AwsSessions) -> None:
+    aws.client("s3", "us-east-1").create_bucket(Bucket="shared-audit")
+    specs = {
+        name: spec(
+            trailName=f"{name}-trail",
+            deletionPolicy="Delete",
+            destination={"bucket": "shared-audit", "createBucket": False},
+        )
+        for name in ("alpha", "beta")
+    }
+    for name, trail_spec in specs.items():
+        assert reconcile_trail(request(trail_spec, name=name), aws, Shared()).failures == []
+    assert delete_trail(request(specs["alpha"], name="alpha"), aws, Shared()).failures == []
+    policy = bucket_policy(aws, "shared-audit")
+    assert missing_entries(policy, BucketShare("shared-audit", "", ACCOUNT, "beta-trail")) == []
+    assert "alpha-trail" not in json.dumps(policy)
+    # Both trails are of one account: its path stays while beta delivers there.
+    assert f"AWSLogs/{ACCOUNT}/*" in json.dumps(policy)
+
+
+def test_a_policy_that_would_outgrow_20_kb_is_refused_before_the_write(aws: AwsSessions) -> None:
+    s3 = aws.client("s3", "us-east-1")
+    s3.create_bucket(Bucket="full-audit")
+    entries = [f"arn:aws:cloudtrail:*:{100000000000 + i}:trail/{'x' * 60}" for i in range(250)]
+    crowded = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Crowd",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::full-audit/crowd/*",
+                "Condition": {"ArnLike": {"aws:SourceArn": []}},
+            }
+        ],
+    }
+    # Just below S3's 20 KB: the few hundred bytes of this Trail's statements no longer fit.
+    for entry in entries:
+        if policy_bytes(crowded) > BUCKET_POLICY_MAX_BYTES - 300:
+            break
+        crowded["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"].append(entry)
+    s3.put_bucket_policy(Bucket="full-audit", Policy=json.dumps(crowded))
+    trail_spec = spec(destination={"bucket": "full-audit", "createBucket": False})
+    outcome = reconcile_trail(request(trail_spec), aws, Shared())
+    (failure,) = [region.failure for region in outcome.regions if region.failure is not None]
+    assert failure.code == "PolicyTooLarge" and "organizationId" in failure.message
+    assert bucket_policy(aws, "full-audit") == crowded

@@ -5,8 +5,9 @@ multiple accounts", "Creating a trail for an organization with the AWS CLI" (its
 TLS-only statement the S3 User Guide's bucket policy examples (`aws:SecureTransport`), which the CIS AWS
 Foundations Benchmark also asks of log buckets.
 
-Each statement carries the owner's Sid for its purpose, so two Trails delivering into one bucket each keep
-their own statements and a merge never overwrites the other's.
+The statements every trail needs are shared by all Trails delivering into one bucket (core.bucket_share);
+the grants only one Trail asks for (source accounts, an organization) carry the owner's Sid for their
+purpose, so two Trails each keep their own and a merge never overwrites the other's.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from trailkeeper.core.merge import merge_statements
 from trailkeeper.core.naming import (
-    PURPOSE_BUCKET_ACL_CHECK,
-    PURPOSE_BUCKET_WRITE,
-    PURPOSE_DENY_INSECURE_TRANSPORT,
     PURPOSE_ORGANIZATION_WRITE,
     PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK,
     PURPOSE_SOURCE_ACCOUNTS_WRITE,
@@ -64,7 +61,7 @@ def _allow_cloudtrail(sid: str, action: str, resource: Any, condition: dict[str,
     }
 
 
-def _deny_insecure_transport(sid: str, the_bucket: str) -> dict[str, Any]:
+def deny_insecure_transport(sid: str, the_bucket: str) -> dict[str, Any]:
     """S3 User Guide, "Examples of Amazon S3 bucket policies" (aws:SecureTransport): refuse every request
     made over plain HTTP, from anyone, to the bucket and its objects. CloudTrail always uses TLS."""
     return {
@@ -88,28 +85,17 @@ def desired_bucket_statements(
     organization_id: str | None,
     partition: str = "aws",
 ) -> list[dict[str, Any]]:
-    """The owner's statements for a bucket that the trails `trail_arns` (of `account_id`) deliver into;
-    `source_accounts` equal to `account_id` are left out (the bucket-write statement covers them)."""
+    """The owner's own statements for a bucket that the trails `trail_arns` (of `account_id`) deliver
+    into: the grants for `source_accounts` (those equal to `account_id` left out) and for an organization.
+    The statements every trail needs (ACL check, write, TLS-only) are shared by all Trails using the
+    bucket: see core.bucket_share."""
     arns = _sorted_unique(trail_arns)
     if not arns:
         raise ValueError("a CloudTrail bucket policy needs the ARN of at least one trail delivering into it")
     accounts = _sorted_unique(a for a in source_accounts if a != account_id)
     the_bucket = bucket_arn(bucket, partition)
     sid = functools.partial(statement_sid, owner)
-    # "Amazon S3 bucket policy for CloudTrail": CloudTrail first reads the bucket ACL to check it may write,
-    # then writes to <bucket>/<optional prefix>/AWSLogs/<account id>/*. As the guide's security best
-    # practice, aws:SourceArn limits both to our own trails.
-    statements = [
-        _allow_cloudtrail(
-            sid(PURPOSE_BUCKET_ACL_CHECK), "s3:GetBucketAcl", the_bucket, {"aws:SourceArn": list(arns)}
-        ),
-        _allow_cloudtrail(
-            sid(PURPOSE_BUCKET_WRITE),
-            "s3:PutObject",
-            log_path_arn(bucket, key_prefix, account_id, partition),
-            {"aws:SourceArn": list(arns)},
-        ),
-    ]
+    statements = []
     if accounts:
         # "Setting bucket policy for multiple accounts": one AWSLogs/<account>/* path per account whose
         # trails deliver here. Those trails are not ours and their ARNs are unknown, so instead of
@@ -122,45 +108,21 @@ def desired_bucket_statements(
             _allow_cloudtrail(sid(PURPOSE_SOURCE_ACCOUNTS_ACL_CHECK), "s3:GetBucketAcl", the_bucket, source)
         )
         statements.append(
-            _allow_cloudtrail(sid(PURPOSE_SOURCE_ACCOUNTS_WRITE), "s3:PutObject", paths, dict(source))
+            _allow_cloudtrail(
+                sid(PURPOSE_SOURCE_ACCOUNTS_WRITE),
+                "s3:PutObject",
+                paths,
+                {"aws:SourceAccount": list(accounts)},
+            )
         )
     if organization_id:
         # The organization trail bucket policy: member accounts' logs arrive under AWSLogs/<org id>/*
-        # (beside the management account's AWSLogs/<account id>/* granted above), written by the
-        # organization trail, named in aws:SourceArn.
+        # (beside the management account's AWSLogs/<account id>/* in the shared write statement),
+        # written by the organization trail, named in aws:SourceArn.
         path = log_path_arn(bucket, key_prefix, organization_id, partition)
         statements.append(
             _allow_cloudtrail(
                 sid(PURPOSE_ORGANIZATION_WRITE), "s3:PutObject", path, {"aws:SourceArn": list(arns)}
             )
         )
-    statements.append(_deny_insecure_transport(sid(PURPOSE_DENY_INSECURE_TRANSPORT), the_bucket))
     return statements
-
-
-def desired_bucket_policy(
-    *,
-    owner: str,
-    bucket: str,
-    key_prefix: str,
-    account_id: str,
-    trail_arns: list[str],
-    source_accounts: list[str],
-    organization_id: str | None,
-    partition: str = "aws",
-    existing: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The whole bucket policy: the owner's statements merged into `existing` (an empty policy by default)."""
-    statements = desired_bucket_statements(
-        owner=owner,
-        bucket=bucket,
-        key_prefix=key_prefix,
-        account_id=account_id,
-        trail_arns=trail_arns,
-        source_accounts=source_accounts,
-        organization_id=organization_id,
-        partition=partition,
-    )
-    merged = merge_statements(existing, owner, statements)
-    assert merged is not None  # the owner's statements are never empty
-    return merged

@@ -16,7 +16,7 @@ import yaml
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.manifests import Manifest
 from trailkeeper.api.trail import Subscription, TrailSpec
-from trailkeeper.core.bucket_policy import desired_bucket_policy
+from trailkeeper.core.bucket_share import BucketShare, desired_bucket_policy
 from trailkeeper.core.lifecycle import default_prefix, desired_lifecycle_rule, effective_prefix
 from trailkeeper.core.naming import lifecycle_rule_id, owner_key
 from trailkeeper.core.topic_policy import desired_topic_policy
@@ -107,15 +107,19 @@ def _plan_trail(manifest: Manifest, spec: TrailSpec, account_id: str, partition:
             entry["createIfMissing"] = _bucket_creation(spec, group[0].region)
         else:
             entry["createIfMissing"] = False
+        share = BucketShare(
+            bucket,
+            spec.destination.key_prefix,
+            account_id,
+            spec.effective_trail_name(manifest.name),
+            partition,
+        )
         entry["policy"] = desired_bucket_policy(
             owner=owner,
-            bucket=bucket,
-            key_prefix=spec.destination.key_prefix,
-            account_id=account_id,
+            share=share,
             trail_arns=arns,
             source_accounts=list(spec.destination.source_accounts),
             organization_id=spec.destination.organization_id,
-            partition=partition,
         )
         buckets.append(entry)
     plan["buckets"] = buckets

@@ -30,9 +30,19 @@ from trailkeeper.aws.session import ROLE_SESSION_NAME, AccountRef, AwsSessions, 
 from trailkeeper.aws.topics import ObservedTopic, TopicClient
 from trailkeeper.aws.trails import TrailClient, TrailNameTakenError
 from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.bucket_share import (
+    BUCKET_POLICY_MAX_BYTES,
+    BucketShare,
+    add_share,
+    has_share,
+    is_shared_sid,
+    policy_bytes,
+    remove_share,
+    share_diffs,
+    too_large_message,
+)
 from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_trail
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
-from trailkeeper.core.monitoring_desired import desired_monitoring
 from trailkeeper.core.naming import OWNER_TAG, is_trailkeeper_sid, owner_key
 from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.ownership import OwnerLiveness, takeover_problem, unknown_liveness
@@ -40,7 +50,6 @@ from trailkeeper.core.topic_policy import desired_topic_statements
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
-from trailkeeper.reconcile.monitoring import MonitoringPart
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
 
@@ -140,9 +149,6 @@ class TrailReconciler:
         self.desired = {
             d.region: d for d in desired_trails(self.spec, name=request.trail_name, owner=request.owner)
         }
-        self.monitoring = monitoring_part(self)
-        if self.monitoring is not None:
-            self.desired = self.monitoring.desired.wire(self.desired)
         self.outcome = TrailOutcome(
             account_id=self.account_id,
             trail_name=request.trail_name,
@@ -203,13 +209,7 @@ class TrailReconciler:
                     continue
             if self.request.removed_topic:
                 _guard(outcome, lambda r=region: self._release_topic(r, self.request.removed_topic or ""))  # type: ignore[misc]
-            if self.monitoring is not None:
-                _guard(outcome, lambda r=region: self.monitoring.deliver(r))  # type: ignore[misc]
-                if outcome.failure is not None:
-                    continue
             _guard(outcome, lambda r=region, o=outcome: self._reconcile_trail(r, o))  # type: ignore[misc]
-            if self.monitoring is not None and outcome.failure is None:
-                _guard(outcome, lambda r=region: self.monitoring.alarms(r))  # type: ignore[misc]
         for region in self.request.removed_regions:
             if region not in self.desired and self.spec.deletion_policy == DeletionPolicy.DELETE:
                 removed = RegionOutcome(region=region)
@@ -261,10 +261,15 @@ class TrailReconciler:
             )
             diffs = diff_statements(
                 f"bucket-policy/{bucket}", desired, current_policy, owner=self.request.owner
-            )
+            ) + share_diffs(f"bucket-policy/{bucket}", current_policy, self._share(bucket))
             if self._diff(diffs):
                 self._write(self._bucket_policy(client, bucket, desired), current_policy)
                 self._changed(f"bucket-policy/{bucket}", "put trailkeeper statements")
+
+    def _share(self, bucket: str) -> BucketShare:
+        """This Trail's part in the bucket's shared statements."""
+        key_prefix = self.spec.destination.key_prefix
+        return BucketShare(bucket, key_prefix, self.account_id, self.request.trail_name, self.partition)
 
     def _write(self, document: SharedDocument[Any], observed: Any) -> None:
         write_verified(document, observed, self.shared.write_policy)
@@ -276,16 +281,23 @@ class TrailReconciler:
         none of them), every other statement is kept as read."""
         owner = self.request.owner
         resource = f"bucket-policy/{bucket}"
+        share = self._share(bucket)
 
         def merge(policy: dict[str, Any] | None) -> dict[str, Any] | None:
             if desired is None:
-                return remove_owner_statements(policy, owner)
-            return merge_statements(policy, owner, desired)
+                return remove_share(remove_owner_statements(policy, owner), share)
+            merged = add_share(merge_statements(policy, owner, desired), share)
+            # Refused before the write: S3 would refuse it, and retrying cannot help.
+            if policy_bytes(merged) > BUCKET_POLICY_MAX_BYTES:
+                raise RegionFailure("PolicyTooLarge", too_large_message(bucket, policy_bytes(merged)))
+            return merged
 
         def holds(policy: dict[str, Any] | None) -> bool:
             if desired is None:
-                return not owner_statements(policy, owner)
-            return not diff_statements(resource, desired, policy, owner=owner)
+                return not owner_statements(policy, owner) and not has_share(policy, share)
+            return not diff_statements(resource, desired, policy, owner=owner) + share_diffs(
+                resource, policy, share
+            )
 
         return SharedDocument(
             resource=resource,
@@ -658,10 +670,6 @@ class TrailReconciler:
             _guard(outcome, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
             if self.spec.notifications is not None and outcome.failure is None:
                 _guard(outcome, lambda r=region: self._delete_topic(r))  # type: ignore[misc]
-            if self.monitoring is not None and outcome.failure is None:
-                _guard(outcome, lambda r=region: self.monitoring.delete(r))  # type: ignore[misc]
-        if self.monitoring is not None and not self.outcome.failures:
-            _guard(self.outcome.regions[0], self.monitoring.delete_role)
         for region in sorted(set(self.request.sweep_regions) - set(by_region)):
             swept = RegionOutcome(region=region)
             _guard(swept, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
@@ -706,8 +714,9 @@ class TrailReconciler:
             observed = client.observe(bucket)
             if not observed.exists or not observed.owned_by_caller:
                 return
-            if owner_statements(observed.policy, self.request.owner):
-                remaining = remove_owner_statements(observed.policy, self.request.owner)
+            share = self._share(bucket)
+            if owner_statements(observed.policy, self.request.owner) or has_share(observed.policy, share):
+                remaining = remove_share(remove_owner_statements(observed.policy, self.request.owner), share)
                 self._write(self._bucket_policy(client, bucket, None), observed.policy)
                 self._changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
             else:
@@ -724,31 +733,8 @@ def _foreign_owned(policy: dict[str, Any] | None) -> bool:
     statements = (policy or {}).get("Statement") or []
     if isinstance(statements, dict):
         statements = [statements]
-    return any(is_trailkeeper_sid(s.get("Sid")) for s in statements if isinstance(s, dict))
-
-
-def monitoring_part(reconciler: TrailReconciler) -> MonitoringPart | None:
-    """The Monitoring part of the pass, when the spec asks for one."""
-    request = reconciler.request
-    desired = desired_monitoring(
-        reconciler.spec,
-        trail_name=request.trail_name,
-        owner=request.owner,
-        account_id=reconciler.account_id,
-        partition=reconciler.partition,
-    )
-    if desired is None:
-        return None
-    return MonitoringPart(
-        desired,
-        reconciler.sessions,
-        reconciler.account,
-        reconciler.spec.regions[0],
-        request.owner,
-        reconciler._tags(),
-        reconciler._diff,
-        reconciler._changed,
-    )
+    sids = [s.get("Sid") for s in statements if isinstance(s, dict)]
+    return any(is_trailkeeper_sid(sid) or is_shared_sid(sid) for sid in sids)
 
 
 def reconcile_trail(request: TrailRequest, sessions: AwsSessions, shared: Shared) -> TrailOutcome:
