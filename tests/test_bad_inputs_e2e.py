@@ -269,11 +269,14 @@ def test_every_bad_input_ends_in_a_clear_status_and_the_good_objects_keep_being_
         lambda: cluster.status("Trail", "good-single").get("observedGeneration") == 2,
         what="the change to a good object handled",
     )
-    # Conflicts name the trail and who holds it, and say how to take it over.
+    # Conflicts name the trail and who holds it; only a trail with no owner may be adopted, and a live
+    # Trail's trail is never offered for the taking.
     conflicts = [bad for bad in batch if bad.status == "Conflict"]
-    messages = " ".join(str(ready(cluster, bad)["message"]) for bad in conflicts)
-    assert messages.count("set adopt: true") == len(conflicts) > 0, messages
-    assert "owned by default/good-owner" in messages and "not made by trailkeeper" in messages
+    messages = {bad.path.stem: str(ready(cluster, bad)["message"]) for bad in conflicts}
+    assert "not made by trailkeeper; adopt: true takes over" in messages["conflict-foreign-trail"]
+    for stem in ("conflict-other-namespace", "conflict-same-trail-name"):
+        assert "owned by the Trail default/good-owner, which exists" in messages[stem], messages[stem]
+        assert "adopt" not in messages[stem]
     assert operator.process is not None and operator.process.poll() is None, "the operator died"
     assert "Traceback" not in operator.output()
 

@@ -260,3 +260,52 @@ def test_each_trail_assumes_its_role_under_its_own_session_name(aws: AwsSessions
     assert aws.client("sts", None, role) is aws.client("sts", None, role)
     with pytest.raises(ValueError, match="session name"):
         AccountRef(ROLE, session_name="a/b")
+
+
+# -- the command line: two namespaces, one trail name ------------------------------------------------------
+
+
+def manifest(path: Path, namespace: str, bucket: str, *, adopt: bool = False, delete: bool = False) -> Path:
+    lines = [
+        "apiVersion: trailkeeper.io/v1alpha1",
+        "kind: Trail",
+        f"metadata: {{name: audit, namespace: {namespace}}}",
+        "spec:",
+        "  regions: [us-east-1]",
+        f"  destination: {{bucket: {bucket}}}",
+        f"  adopt: {str(adopt).lower()}",
+        f"  deletionPolicy: {'Delete' if delete else 'Retain'}",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def apply(endpoint: str, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from trailkeeper.cli.main import cli
+
+    return CliRunner().invoke(cli, ["apply", *args, "--aws-endpoint-url", endpoint], catch_exceptions=False)
+
+
+def test_the_cli_never_takes_another_namespaces_trail_without_force_adopt(
+    aws: AwsSessions, moto_endpoint: str, tmp_path: Path
+) -> None:
+    cloudtrail = aws.client("cloudtrail", "us-east-1")
+    first = apply(moto_endpoint, "-f", str(manifest(tmp_path / "a.yaml", "team-a", "a-logs")))
+    assert first.exit_code == 0, first.output
+    for adopt in (False, True):
+        b = manifest(tmp_path / "b.yaml", "team-b", "b-logs", adopt=adopt)
+        refused = apply(moto_endpoint, "-f", str(b))
+        assert refused.exit_code == 1
+        assert "is owned by team-a/audit; the command line cannot see whether that Trail still exists" in (
+            refused.output
+        )
+        assert cloudtrail.get_trail(Name="audit")["Trail"]["S3BucketName"] == "a-logs"
+    # Without adopt: true in the manifest, --force-adopt alone takes nothing.
+    b = manifest(tmp_path / "b.yaml", "team-b", "b-logs")
+    assert apply(moto_endpoint, "-f", str(b), "--force-adopt").exit_code == 1
+    b = manifest(tmp_path / "b.yaml", "team-b", "b-logs", adopt=True)
+    taken = apply(moto_endpoint, "-f", str(b), "--force-adopt")
+    assert taken.exit_code == 0, taken.output
+    assert cloudtrail.get_trail(Name="audit")["Trail"]["S3BucketName"] == "b-logs"

@@ -60,8 +60,9 @@ class LogRetentionSpec(Model):
     """Desired state: the bucket(s) and key prefix of the lifecycle rule, its transitions and expiry."""
 
     trail_ref: ObjectRef | None = None
-    """A Trail in the same namespace: the rule goes on each of its buckets (one per region with `{region}`),
-    below its key prefix. When the Trail's buckets change, the rule follows them and is taken off the old
+    """A Trail in the same namespace (a reference holds only a name, so a LogRetention never follows another
+    namespace's Trail): the rule goes on each of its buckets (one per region with `{region}`), below its
+    key prefix. When the Trail's buckets change, the rule follows them and is taken off the old
     ones. Give exactly one of `trailRef` and `bucket`.
     """
     bucket: BucketName | None = None

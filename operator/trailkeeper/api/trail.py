@@ -442,9 +442,10 @@ class TrailSpec(Model):
     AssumeRole into that role. Unset or empty: the operator's own credentials.
     """
     adopt: StrictBool = False
-    """`true`: take over an existing trail of the same name that trailkeeper did not make (or that another
-    Trail owns), and set its `trailkeeper.io/owner` tag. `false`: such a trail is never modified and the
-    Trail reports `Ready=False`, reason `Conflict`.
+    """`true`: take over an existing trail of the same name that has no `trailkeeper.io/owner` tag, or whose
+    tag names a Trail that no longer exists, and set the tag to this Trail. A trail of a Trail that exists
+    (in any namespace) is never taken over. `false`, or a live owner: the trail is never modified and the
+    Trail reports `Ready=False`, reason `Conflict`, naming the owner.
     """
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
     """What a periodic drift check does when AWS differs from the spec. `Correct`: put AWS back to the spec

@@ -9,7 +9,7 @@ from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.buckets import PART_LIFECYCLE, BucketClient
 from trailkeeper.aws.errors import classify
-from trailkeeper.aws.session import AwsSessions
+from trailkeeper.aws.session import AwsSessions, role_session_name
 from trailkeeper.core.drift import FieldDiff, Fix, diff_lifecycle_rule
 from trailkeeper.core.lifecycle import default_prefix, desired_lifecycle_rule
 from trailkeeper.core.merge import merge_lifecycle_rules
@@ -84,7 +84,7 @@ class RetentionReconciler:
         self.request = request
         self.sessions = sessions
         self.shared = shared
-        self.account = account_ref(request.spec.account)
+        self.account = account_ref(request.spec.account, role_session_name(request.namespace, request.name))
 
     def _client(self, target: RetentionTarget) -> tuple[BucketClient, str]:
         region = target.region
