@@ -43,6 +43,7 @@ from trailkeeper.core.bucket_share import (
 )
 from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_trail
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
+from trailkeeper.core.monitoring_desired import desired_monitoring
 from trailkeeper.core.naming import OWNER_TAG, is_trailkeeper_sid, owner_key
 from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.ownership import OwnerLiveness, takeover_problem, unknown_liveness
@@ -50,6 +51,7 @@ from trailkeeper.core.topic_policy import desired_topic_statements
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
+from trailkeeper.reconcile.monitoring import MonitoringPart
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
 
@@ -149,6 +151,9 @@ class TrailReconciler:
         self.desired = {
             d.region: d for d in desired_trails(self.spec, name=request.trail_name, owner=request.owner)
         }
+        self.monitoring = monitoring_part(self)
+        if self.monitoring is not None:
+            self.desired = self.monitoring.desired.wire(self.desired)
         self.outcome = TrailOutcome(
             account_id=self.account_id,
             trail_name=request.trail_name,
@@ -209,7 +214,13 @@ class TrailReconciler:
                     continue
             if self.request.removed_topic:
                 _guard(outcome, lambda r=region: self._release_topic(r, self.request.removed_topic or ""))  # type: ignore[misc]
+            if self.monitoring is not None:
+                _guard(outcome, lambda r=region: self.monitoring.deliver(r))  # type: ignore[misc]
+                if outcome.failure is not None:
+                    continue
             _guard(outcome, lambda r=region, o=outcome: self._reconcile_trail(r, o))  # type: ignore[misc]
+            if self.monitoring is not None and outcome.failure is None:
+                _guard(outcome, lambda r=region: self.monitoring.alarms(r))  # type: ignore[misc]
         for region in self.request.removed_regions:
             if region not in self.desired and self.spec.deletion_policy == DeletionPolicy.DELETE:
                 removed = RegionOutcome(region=region)
@@ -670,6 +681,10 @@ class TrailReconciler:
             _guard(outcome, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
             if self.spec.notifications is not None and outcome.failure is None:
                 _guard(outcome, lambda r=region: self._delete_topic(r))  # type: ignore[misc]
+            if self.monitoring is not None and outcome.failure is None:
+                _guard(outcome, lambda r=region: self.monitoring.delete(r))  # type: ignore[misc]
+        if self.monitoring is not None and not self.outcome.failures:
+            _guard(self.outcome.regions[0], self.monitoring.delete_role)
         for region in sorted(set(self.request.sweep_regions) - set(by_region)):
             swept = RegionOutcome(region=region)
             _guard(swept, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
@@ -735,6 +750,30 @@ def _foreign_owned(policy: dict[str, Any] | None) -> bool:
         statements = [statements]
     sids = [s.get("Sid") for s in statements if isinstance(s, dict)]
     return any(is_trailkeeper_sid(sid) or is_shared_sid(sid) for sid in sids)
+
+
+def monitoring_part(reconciler: TrailReconciler) -> MonitoringPart | None:
+    """The Monitoring part of the pass, when the spec asks for one."""
+    request = reconciler.request
+    desired = desired_monitoring(
+        reconciler.spec,
+        trail_name=request.trail_name,
+        owner=request.owner,
+        account_id=reconciler.account_id,
+        partition=reconciler.partition,
+    )
+    if desired is None:
+        return None
+    return MonitoringPart(
+        desired,
+        reconciler.sessions,
+        reconciler.account,
+        reconciler.spec.regions[0],
+        request.owner,
+        reconciler._tags(),
+        reconciler._diff,
+        reconciler._changed,
+    )
 
 
 def reconcile_trail(request: TrailRequest, sessions: AwsSessions, shared: Shared) -> TrailOutcome:
