@@ -11,40 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
-import yaml
 
-from support.cluster import KubeAccess, eventually
+from support.chart_checks import chart_checks
+from support.cluster import KubeAccess, eventually, service_account_kubeconfig
+from support.moto_server import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def _load_chart_checks() -> Any:
-    # As tests/test_deploy.py does: the test_chart module pytest imported, else a fresh import of the file.
-    path = Path(__file__).with_name("test_chart.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
-            return module
-    spec = importlib.util.spec_from_file_location("chart_checks", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chart = _load_chart_checks()
+chart = chart_checks()
 CHART, VALUE_SETS = chart.CHART, chart.VALUE_SETS
 render_chart, one, operator_container = chart.render_chart, chart.one, chart.operator_container
 
@@ -115,40 +99,6 @@ def test_two_releases_live_side_by_side_and_a_release_name_once_per_cluster(helm
             helm_client.install(str(CHART), "audit", {}, namespace="audit", create_namespace=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def service_account_kubeconfig(kube: KubeAccess, namespace: str, account: str, path: Path) -> Path:
-    token = kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )["status"]["token"]
-    verify = kube.session.verify
-    cluster: dict[str, Any] = {"server": kube.url}
-    if isinstance(verify, str):
-        cluster["certificate-authority"] = verify
-    elif verify is False:
-        cluster["insecure-skip-tls-verify"] = True
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "e2e", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account, "namespace": namespace}}],
-        "current-context": "e2e",
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
 def test_the_operator_starts_as_the_release_installs_it(kube, cluster, helm_client, tmp_path):
     health, metrics = free_port(), free_port()
     values = {"liveness": {"port": health}, "metrics": {"port": metrics}}
@@ -163,7 +113,11 @@ def test_the_operator_starts_as_the_release_installs_it(kube, cluster, helm_clie
         process_env = {
             **os.environ,
             **env,
-            "KUBECONFIG": str(service_account_kubeconfig(kube, NAMESPACE, account, tmp_path / "kubeconfig")),
+            "KUBECONFIG": str(
+                service_account_kubeconfig(
+                    kube, NAMESPACE, account, tmp_path / "kubeconfig", kube.server, kube.ca
+                )
+            ),
             "POD_ID": "started-0",
             # No AWS is reached: nothing is there to reconcile.
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9",

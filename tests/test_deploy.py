@@ -8,34 +8,19 @@ tests fail when they are not what it writes, and compare the two installs object
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from support.chart_checks import chart_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 NAMESPACE = "trailkeeper"
 
 
-def _load_chart_checks() -> Any:
-    # By file path, so this works however pytest names test modules (rootdir-relative or as a package):
-    # the module pytest already imported if there is one, else a fresh import of the file.
-    path = Path(__file__).with_name("test_chart.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
-            return module
-    spec = importlib.util.spec_from_file_location("chart_checks", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chart = _load_chart_checks()
+chart = chart_checks()
 generate = chart.generate
 
 

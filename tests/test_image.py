@@ -8,7 +8,6 @@ the versions the image ships.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -24,24 +23,12 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from support.chart_checks import chart_checks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_chart_checks() -> Any:
-    # As tests/test_deploy.py does: the test_chart module pytest imported, else a fresh import of the file.
-    path = Path(__file__).with_name("test_chart.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
-            return module
-    spec = importlib.util.spec_from_file_location("chart_checks", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chart = _load_chart_checks()
+chart = chart_checks()
 
 
 @dataclass

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -78,6 +78,9 @@ class KubeAccess:
     operator_kubeconfig: Path
     kubectl: Path
     audit_log: Path | None = None  # the API server's audit log, when asked for (local control plane only)
+    # How a ServiceAccount's kubeconfig reaches the API server: its address and CA as a client sees them.
+    server: str = ""
+    ca: dict[str, str] = field(default_factory=dict)
 
     def request(
         self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
@@ -183,35 +186,32 @@ def install_operator_identity(access: KubeAccess, server: str, ca: dict[str, str
     for document in yaml.safe_load_all(OPERATOR_RBAC.read_text(encoding="utf-8")):
         if document:
             _create(access, document)
+    path = access.admin_kubeconfig.parent / "operator.kubeconfig"
+    return service_account_kubeconfig(access, OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, path, server, ca)
+
+
+def service_account_kubeconfig(
+    access: KubeAccess, namespace: str, account: str, path: Path, server: str, ca: dict[str, str]
+) -> Path:
+    """A kubeconfig holding a fresh token of ServiceAccount `namespace/account` (TokenRequest), for
+    `server` trusted through `ca` (`certificate-authority` or `certificate-authority-data`)."""
     token = access.request(
         "POST",
-        f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts/{OPERATOR_ACCOUNT}/token",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
         {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",
             "spec": {"expirationSeconds": 86400},
         },
     )["status"]["token"]
-    path = access.admin_kubeconfig.parent / "operator.kubeconfig"
+    user = f"system:serviceaccount:{namespace}:{account}"
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "tests", "cluster": {"server": server, **ca}}],
-        "users": [
-            {
-                "name": f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}",
-                "user": {"token": token},
-            }
-        ],
+        "users": [{"name": user, "user": {"token": token}}],
         "contexts": [
-            {
-                "name": "tests",
-                "context": {
-                    "cluster": "tests",
-                    "user": f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}",
-                    "namespace": "default",
-                },
-            }
+            {"name": "tests", "context": {"cluster": "tests", "user": user, "namespace": "default"}}
         ],
         "current-context": "tests",
     }
@@ -244,9 +244,8 @@ def kube_access(workdir: Path, *, audit_log: bool = False) -> Iterator[KubeAcces
             control_plane.audit_log,
         )
         install_crds(access)
-        access.operator_kubeconfig = install_operator_identity(
-            access, plane.url, {"certificate-authority": str(plane.pki.ca_cert)}
-        )
+        access.server, access.ca = plane.url, {"certificate-authority": str(plane.pki.ca_cert)}
+        access.operator_kubeconfig = install_operator_identity(access, access.server, access.ca)
         try:
             yield access
         finally:
@@ -293,7 +292,8 @@ def _existing_cluster(kubeconfig: Path, workdir: Path) -> Iterator[KubeAccess]:
         shutil.copyfile(kubeconfig, admin)
         access = KubeAccess(url, session, admin, admin, kubectl)
         install_crds(access)
-        access.operator_kubeconfig = install_operator_identity(access, cluster["server"], ca)
+        access.server, access.ca = cluster["server"], ca
+        access.operator_kubeconfig = install_operator_identity(access, access.server, access.ca)
         yield access
     finally:
         session.close()
