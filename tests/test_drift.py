@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from trailkeeper.api.common import DriftEntry
-from trailkeeper.api.trail import TrailSpec
+from trailkeeper.api.trail import MANAGED_TAGS_KEY, TrailSpec
 from trailkeeper.core.bucket_policy import desired_bucket_statements
 from trailkeeper.core.drift import (
     FieldDiff,
@@ -25,6 +25,7 @@ from trailkeeper.core.drift import (
 from trailkeeper.core.merge import merge_statements
 from trailkeeper.core.naming import OWNER_TAG, PURPOSE_ORGANIZATION_WRITE, statement_sid
 from trailkeeper.core.observed_trail import ObservedTrail
+from trailkeeper.core.tags import desired_tags, managed_record
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails
 
 OWNER = "security/audit"
@@ -74,7 +75,7 @@ def observed() -> ObservedTrail:
         event_selectors=[{"IncludeManagementEvents": True, "ReadWriteType": "All"}],
         advanced_event_selectors=None,
         insight_selectors=[{"InsightType": "ApiCallRateInsight"}, {"InsightType": "ApiCallRateInsight"}],
-        tags={"team": "sec", OWNER_TAG: OWNER, "added-by-someone-else": "x"},
+        tags={**desired_tags({"team": "sec"}, OWNER), "added-by-someone-else": "x"},
     )
 
 
@@ -120,8 +121,14 @@ def test_an_equal_trail_has_no_drift() -> None:
             "(none)",
             Fix.PUT_INSIGHT_SELECTORS,
         ),
-        ({"tags": {OWNER_TAG: OWNER}}, "Tags[team]", "sec", "(none)", Fix.SET_TAGS),
-        ({"tags": {"team": "ops", OWNER_TAG: OWNER}}, "Tags[team]", "sec", "ops", Fix.SET_TAGS),
+        (
+            {"tags": {OWNER_TAG: OWNER, MANAGED_TAGS_KEY: managed_record(["team"])}},
+            "Tags[team]",
+            "sec",
+            "(none)",
+            Fix.SET_TAGS,
+        ),
+        ({"tags": desired_tags({"team": "ops"}, OWNER)}, "Tags[team]", "sec", "ops", Fix.SET_TAGS),
         (
             {"event_selectors": [{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True}]},
             "EventSelectors",

@@ -6,10 +6,11 @@ import json
 import threading
 from typing import Any
 
-from trailkeeper.api.trail import TrailSpec
+from trailkeeper.api.trail import MANAGED_TAGS_KEY, TrailSpec
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.core.bucket_share import BUCKET_POLICY_MAX_BYTES, BucketShare, missing_entries, policy_bytes
 from trailkeeper.core.naming import OWNER_TAG
+from trailkeeper.core.tags import desired_tags, managed_record
 from trailkeeper.reconcile.shared import Shared
 from trailkeeper.reconcile.trail import TrailRequest, delete_trail, reconcile_trail
 
@@ -251,10 +252,13 @@ def test_a_tag_dropped_from_the_spec_is_taken_off_and_tags_of_others_stay(aws: A
         request(spec(tags={"team": "audit"}), removed_tags=("cost-center",)), aws, Shared()
     )
 
-    assert [(d.field, d.desired, d.actual) for d in outcome.diffs] == [("Tags[cost-center]", "absent", "42")]
+    assert [(d.field, d.desired, d.actual) for d in outcome.diffs if d.resource.startswith("trail/")] == [
+        (f"Tags[{MANAGED_TAGS_KEY}]", managed_record(["team"]), managed_record(["team", "cost-center"])),
+        ("Tags[cost-center]", "(none)", "42"),
+    ]
     listed = cloudtrail.list_tags(ResourceIdList=[arn])["ResourceTagList"][0]["TagsList"]
     tags = {t["Key"]: t["Value"] for t in listed}
-    assert tags == {"team": "audit", "backup": "daily", OWNER_TAG: "security/audit"}
+    assert tags == {**desired_tags({"team": "audit"}, "security/audit"), "backup": "daily"}
     # A key no spec change dropped is never taken off, even when the spec does not name it.
     before = len(mutating(aws))
     again = reconcile_trail(request(spec(tags={"team": "audit"})), aws, Shared())

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from trailkeeper.api.trail import TrailSpec
+from trailkeeper.api.trail import MANAGED_TAGS_KEY, TrailSpec
 from trailkeeper.core.naming import OWNER_TAG
+from trailkeeper.core.tags import desired_tags, managed_record
 from trailkeeper.core.trail_settings import (
     DEFAULT_EVENT_SELECTORS,
     DesiredTrail,
@@ -56,7 +57,7 @@ def test_a_single_region_trail() -> None:
         ],
         advanced_event_selectors=None,
         insight_selectors=[],
-        tags={OWNER_TAG: OWNER},
+        tags=desired_tags({}, OWNER),
     )
 
 
@@ -191,13 +192,15 @@ def test_cloudwatch_logs_kms_sns_and_logging() -> None:
     assert (trail.logging, trail.log_file_validation) == (False, False)
 
 
-def test_tags_are_the_specs_plus_the_owner_tag() -> None:
+def test_tags_are_the_specs_plus_the_owner_tag_and_the_record_of_the_specs_keys() -> None:
     (trail,) = trails(tags={"team": "sec", "cost": "audit"})
-    assert trail.tags == {"team": "sec", "cost": "audit", OWNER_TAG: OWNER}
+    record = managed_record(["team", "cost"])
+    assert trail.tags == {"team": "sec", "cost": "audit", OWNER_TAG: OWNER, MANAGED_TAGS_KEY: record}
     assert trail.tags_list() == [
         {"Key": "cost", "Value": "audit"},
         {"Key": "team", "Value": "sec"},
         {"Key": OWNER_TAG, "Value": OWNER},
+        {"Key": MANAGED_TAGS_KEY, "Value": record},
     ]
 
 
@@ -209,7 +212,10 @@ def test_create_trail_parameters_leave_unset_settings_out() -> None:
         "IncludeGlobalServiceEvents": True,
         "IsMultiRegionTrail": False,
         "EnableLogFileValidation": True,
-        "TagsList": [{"Key": OWNER_TAG, "Value": OWNER}],
+        "TagsList": [
+            {"Key": OWNER_TAG, "Value": OWNER},
+            {"Key": MANAGED_TAGS_KEY, "Value": managed_record([])},
+        ],
     }
 
 

@@ -15,7 +15,7 @@ from trailkeeper.api.trail import (
     _ENDPOINT_PATTERNS,
     MONITORING_WITH_CLOUD_WATCH_LOGS,
     MONITORING_WITHOUT_TOPIC,
-    OWNER_TAG_KEY,
+    RESERVED_TAG_PREFIX,
     TrailSpec,
 )
 
@@ -296,12 +296,13 @@ def _trail_notification_rules() -> list[tuple[str, Rule]]:
 
 
 def _trail_tag_rules() -> list[tuple[str, Rule]]:
-    """The rules of a Trail's tags: the owner tag is reserved, as are AWS's prefixes."""
+    """The rules of a Trail's tags: trailkeeper's own keys are reserved, as are AWS's prefixes."""
     return [
         (
             "spec.tags",
             _rule(
-                f"!('{OWNER_TAG_KEY}' in self)", f"tag key {OWNER_TAG_KEY} is reserved: trailkeeper sets it"
+                f"!self.exists(k, k.startsWith('{RESERVED_TAG_PREFIX}'))",
+                f"tag keys beginning with {RESERVED_TAG_PREFIX} are reserved: trailkeeper sets them",
             ),
         ),
         (

@@ -33,6 +33,12 @@ from trailkeeper.api.common import (
 )
 
 OWNER_TAG_KEY = "trailkeeper.io/owner"
+# Which of a resource's tag keys trailkeeper set (core/tags.py), so that it removes only those.
+MANAGED_TAGS_KEY = "trailkeeper.io/tags"
+# Keys trailkeeper sets itself; a spec may not use them. AWS allows 50 tags per resource: with these two,
+# a spec holds at most 48.
+RESERVED_TAG_PREFIX = "trailkeeper.io/"
+MAX_SPEC_TAGS = 48
 
 
 def trail_name_problem(name: str) -> str | None:
@@ -431,11 +437,13 @@ class TrailSpec(Model):
     CloudWatch Logs delivery itself, so `cloudWatchLogs` must then be unset. Needs `notifications` or
     `monitoring.alarmTopicArn`.
     """
-    tags: Annotated[dict[_TagKey, _TagValue], Field(max_length=49)] = {}
-    """Tags on the trails and on the buckets and topics trailkeeper creates, at most 49. Keys: 1 to 128
-    letters, digits, spaces and `_.:/=+-@`, not `trailkeeper.io/owner` (trailkeeper sets it) and not
-    beginning with `aws:`; values at most 256 characters. Only these keys are compared: tags others add are
-    left alone.
+    tags: Annotated[dict[_TagKey, _TagValue], Field(max_length=MAX_SPEC_TAGS)] = {}
+    """Tags on the trails and on the buckets and topics trailkeeper creates, kept equal to this map on every
+    pass that changes the spec and, like any setting, on drift checks. At most 48: AWS allows 50 per
+    resource and trailkeeper adds two, `trailkeeper.io/owner` and `trailkeeper.io/tags` (which of the
+    keys it set, so it removes a key the spec dropped and no other). Tags others add are left alone. Keys:
+    1 to 128 letters, digits, spaces and `_.:/=+-@`, not beginning with `trailkeeper.io/` or `aws:`;
+    values at most 256 characters.
     """
     account: AccountRef = AccountRef()
     """Cross-account access: with `roleArn` set, every AWS call made for this object goes through STS
@@ -484,8 +492,10 @@ class TrailSpec(Model):
     @classmethod
     def _tags_not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if key == OWNER_TAG_KEY:
-                raise ValueError(f"tag key {key!r} is reserved: trailkeeper sets it to mark ownership")
+            if key.startswith(RESERVED_TAG_PREFIX):
+                raise ValueError(
+                    f"tag key {key!r} is reserved: trailkeeper sets the {RESERVED_TAG_PREFIX} keys"
+                )
             if key.lower().startswith("aws:"):
                 raise ValueError(f"tag key {key!r} must not begin with 'aws:' (reserved by AWS)")
             if not re.fullmatch(r"[\w .:/=+@-]+", key):

@@ -17,6 +17,7 @@ from trailkeeper.core.merge import lifecycle_rules_equal
 from trailkeeper.core.naming import owner_sids
 from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.policy_document import canonical_json, document_statements, statements_equal
+from trailkeeper.core.tags import dropped_keys
 from trailkeeper.core.trail_settings import DesiredTrail
 
 NONE_TEXT = "(none)"
@@ -142,7 +143,7 @@ def kms_key_matches(desired: str | None, actual: str | None) -> bool:
 def diff_trail(desired: DesiredTrail, actual: ObservedTrail, resource: str | None = None) -> list[FieldDiff]:
     """Every setting of an observed trail that differs from the desired one, each with its fix.
 
-    Tags are compared for the desired keys only: tags others put on the trail are theirs.
+    Tags are compared as `diff_tags` does: tags others put on the trail are theirs.
     """
     where = resource or f"trail/{desired.region}"
     update = Fix.UPDATE_TRAIL
@@ -188,8 +189,19 @@ def diff_trail(desired: DesiredTrail, actual: ObservedTrail, resource: str | Non
         ("InsightSelectors", desired.insight_selectors, actual.insight_selectors, Fix.PUT_INSIGHT_SELECTORS),
     ]
     diffs += [d for field, want, have, fix in selectors for d in diff_values(where, field, want, have, fix)]
-    for key in sorted(desired.tags):
-        diffs += diff_values(where, f"Tags[{key}]", desired.tags[key], actual.tags.get(key), Fix.SET_TAGS)
+    return diffs + diff_tags(where, desired.tags, actual.tags)
+
+
+def diff_tags(
+    resource: str, desired: Mapping[str, str], actual: Mapping[str, str], also_dropped: Iterable[str] = ()
+) -> list[FieldDiff]:
+    """One entry per desired tag missing or different, and one per key trailkeeper set earlier that the
+    spec no longer has (core/tags.py `dropped_keys`); others' keys are never compared."""
+    diffs: list[FieldDiff] = []
+    for key in sorted(desired):
+        diffs += diff_values(resource, f"Tags[{key}]", desired[key], actual.get(key), Fix.SET_TAGS)
+    for key in dropped_keys(desired, actual, also_dropped):
+        diffs.append(FieldDiff(resource, f"Tags[{key}]", NONE_TEXT, actual[key], Fix.SET_TAGS))
     return diffs
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trailkeeper.api.trail import AdvancedEventSelector, EventSelector, FieldSelector, TrailSpec
-from trailkeeper.core.naming import OWNER_TAG
+from trailkeeper.core.tags import desired_tags
 
 # What CloudTrail records when a trail has no selectors of its own (CloudTrail User Guide, "Logging
 # management events": a new trail logs all read and write management events). Stating it keeps a trail
@@ -201,7 +201,7 @@ def desired_trails(spec: TrailSpec, *, name: str, owner: str) -> list[DesiredTra
                 event_selectors=copy.deepcopy(event_selectors),
                 advanced_event_selectors=copy.deepcopy(advanced_event_selectors),
                 insight_selectors=[{"InsightType": str(insight)} for insight in spec.insights],
-                tags={**spec.tags, OWNER_TAG: owner},
+                tags=desired_tags(spec.tags, owner),
             )
         )
     return trails

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from trailkeeper.api.trail import TrailSpec
@@ -27,7 +27,7 @@ from trailkeeper.core.compliance import (
 )
 from trailkeeper.reconcile.errors import AWS_ERRORS
 from trailkeeper.reconcile.status import ConditionState
-from trailkeeper.reconcile.trail import account_ref
+from trailkeeper.reconcile.trail import TrailOutcome, account_ref
 
 
 @dataclass
@@ -142,3 +142,36 @@ def evaluate_trail(
     # A control turning Unknown (a trail not delivered to yet) is no pass or failure to announce.
     flips = [(control, passed) for control, passed in flipped(previous, results) if passed is not None]
     return ComplianceReport(to_status(results), ConditionState("Compliant", status, reason, message), flips)
+
+
+@dataclass
+class PassEvaluation:
+    """The compliance evaluation of one Trail pass, made by reconcile_trail once AWS is in place and
+    while the shared documents it wrote settle (its `meanwhile`), so it costs the pass no time of its own.
+
+    A create or spec change is evaluated in its own pass, so Compliant follows Ready at once; a drift
+    check evaluates once per compliance interval, or when it changed AWS. `result` stays None when the
+    pass was not to be (or could not be) evaluated.
+    """
+
+    spec: TrailSpec
+    status: Mapping[str, Any]
+    sessions: AwsSessions
+    settings: ComplianceSettings | None
+    timer: bool
+    result: ComplianceReport | None = None
+
+    def __call__(self, outcome: TrailOutcome) -> None:
+        settings = self.settings
+        if settings is None or outcome.failures:
+            return
+        if outcome.changes:
+            # AWS changed: the shared observation is stale for this Trail's trails.
+            settings.invalidate(account_key(self.spec))
+        if self.timer and not outcome.changes and not is_due(self.status, settings, datetime.now(UTC)):
+            return
+        own = {r.trail_arn for r in outcome.regions if r.trail_arn}
+        with self.sessions.memo.scope(settings.interval_seconds):
+            self.result = evaluate_trail(
+                self.spec, own, self.sessions, settings, self.status.get("compliance")
+            )

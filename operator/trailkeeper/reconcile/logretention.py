@@ -17,7 +17,7 @@ from trailkeeper.core.naming import lifecycle_rule_id
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.trail import account_ref
-from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
+from trailkeeper.reconcile.verified_write import Confirmations, SharedDocument, write_verified
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class RetentionReconciler:
         self.sessions = sessions
         self.shared = shared
         self.account = account_ref(request.spec.account, role_session_name(request.namespace, request.name))
+        # The lifecycle configurations written, confirmed together once every bucket is done.
+        self.confirmations = Confirmations(shared.write_policy)
 
     def _client(self, target: RetentionTarget) -> tuple[BucketClient, str]:
         region = target.region
@@ -108,6 +110,10 @@ class RetentionReconciler:
                 result.failure = failure
             except AWS_ERRORS as error:
                 result.failure = RegionFailure.from_aws(classify(error))
+        for buckets, lost in self.confirmations.confirm():
+            for result in outcome.buckets:
+                if result.bucket in buckets and result.failure is None:
+                    result.failure = lost
         return outcome
 
     def _bucket(
@@ -145,8 +151,14 @@ class RetentionReconciler:
                 diffs = []
             outcome.diffs.extend(diffs)
             if diffs and self.request.act:
+                lock = f"s3:{target.bucket}"
                 write_verified(
-                    self._lifecycle(client, target.bucket, desired), rules, self.shared.write_policy
+                    self._lifecycle(client, target.bucket, desired),
+                    rules,
+                    self.shared.write_policy,
+                    later=lambda document: self.confirmations.add(
+                        document, (target.bucket,), lambda: self.shared.locks.hold(lock)
+                    ),
                 )
                 action = f"put rule {rule_id}" if desired is not None else f"removed rule {rule_id}"
                 outcome.changes.append(Change(resource, action))

@@ -9,7 +9,6 @@ import functools
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, ParamSpec
 
 from trailkeeper.api.logretention import LogRetentionSpec, LogRetentionStatus
@@ -22,7 +21,7 @@ from trailkeeper.aws.session import AwsSessions
 from trailkeeper.core.drift import FieldDiff
 from trailkeeper.core.ownership import OwnerLiveness, unknown_liveness
 from trailkeeper.core.tenancy import trail_refusal
-from trailkeeper.reconcile.compliance import ComplianceSettings, account_key, evaluate_trail, is_due
+from trailkeeper.reconcile.compliance import ComplianceReport, ComplianceSettings, PassEvaluation
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.logretention import (
     RetentionOutcome,
@@ -281,26 +280,19 @@ def trail_pass(
         owner_alive=tenancy.owner_alive,
     )
     now = now_iso()
+    evaluation = PassEvaluation(spec, status, sessions, compliance, timer=trigger == "timer")
     try:
         # A drift check reads afresh and leaves its answers (aws/read_memo.py) for the compliance
         # observation, which may take them up to one compliance interval old, as it keeps its own that long.
         with sessions.memo.scope(0.0) if trigger == "timer" else nullcontext():
-            outcome = reconcile_trail(request, sessions, shared)
+            outcome = reconcile_trail(request, sessions, shared, evaluation)
     except AWS_ERRORS as error:
         # Before any region was reached (STS, credentials): the whole object waits and retries.
         failure = RegionFailure.from_aws(classify(error))
         return _whole_failure(ref, status, failure, now, trail=True)
     report = _trail_report(ref, spec, status, outcome, drift_check, act, trigger, now)
-    if compliance is not None and not outcome.failures:
-        if outcome.changes:
-            # AWS changed: the shared observation is stale for this Trail's trails.
-            compliance.invalidate(account_key(spec))
-        # A create or spec change is evaluated in its own pass, so Compliant follows Ready at once; a
-        # drift check evaluates once per compliance interval, or when it changed AWS.
-        if trigger != "timer" or outcome.changes or is_due(status, compliance, datetime.now(UTC)):
-            own = {r.trail_arn for r in outcome.regions if r.trail_arn}
-            with sessions.memo.scope(compliance.interval_seconds):
-                _add_compliance(report, spec, own, status, sessions, compliance, ref, now)
+    if evaluation.result is not None and not outcome.failures:
+        _add_compliance(report, evaluation.result, ref, now)
     return report
 
 
@@ -311,18 +303,8 @@ def _refusal(tenancy: Tenancy, ref: ObjectRef, spec: TrailSpec) -> str | None:
     return trail_refusal(tenancy.policy, ref.namespace, ref.name, spec) if tenancy.policy else None
 
 
-def _add_compliance(
-    report: PassReport,
-    spec: TrailSpec,
-    own_arns: set[str],
-    status: Mapping[str, Any],
-    sessions: AwsSessions,
-    settings: ComplianceSettings,
-    ref: ObjectRef,
-    now: str,
-) -> None:
+def _add_compliance(report: PassReport, result: ComplianceReport, ref: ObjectRef, now: str) -> None:
     """status.compliance, the Compliant condition, and an Event for each control that flipped."""
-    result = evaluate_trail(spec, own_arns, sessions, settings, status.get("compliance"))
     report.status["compliance"] = result.entries
     report.status["lastComplianceCheckTime"] = now
     report.status["conditions"] = merge_conditions(

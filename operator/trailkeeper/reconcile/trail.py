@@ -8,7 +8,7 @@ observe and report). One failing region does not stop the others; its error is k
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,19 +41,20 @@ from trailkeeper.core.bucket_share import (
     share_diffs,
     too_large_message,
 )
-from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_trail
+from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_tags, diff_trail
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
 from trailkeeper.core.monitoring_desired import desired_monitoring
 from trailkeeper.core.naming import OWNER_TAG, is_trailkeeper_sid, owner_key
 from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.ownership import OwnerLiveness, takeover_problem, unknown_liveness
+from trailkeeper.core.tags import TagChange, desired_tags, tag_change
 from trailkeeper.core.topic_policy import desired_topic_statements
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.monitoring import MonitoringPart
 from trailkeeper.reconcile.shared import Change, Shared
-from trailkeeper.reconcile.verified_write import SharedDocument, write_verified
+from trailkeeper.reconcile.verified_write import Confirmations, SharedDocument, write_verified
 
 T = TypeVar("T")
 
@@ -162,6 +163,8 @@ class TrailReconciler:
         self._observed: dict[str, ObservedTrail | None] = {}
         # The key ARN an alias in the spec names, per region (looked up before anything is made there).
         self._kms_arns: dict[str, str] = {}
+        # The shared documents this pass wrote, confirmed together at its end (verified_write.py).
+        self.confirmations = Confirmations(shared.write_policy)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -176,7 +179,7 @@ class TrailReconciler:
         return trail_arn(self.partition, region, self.account_id, self.request.trail_name)
 
     def _tags(self) -> dict[str, str]:
-        return {**self.spec.tags, OWNER_TAG: self.request.owner}
+        return desired_tags(self.spec.tags, self.request.owner)
 
     def _buckets(self) -> dict[str, list[str]]:
         """Each bucket and the regions delivering to it; a shared bucket lives in the first of them."""
@@ -187,7 +190,9 @@ class TrailReconciler:
 
     # -- the pass -----------------------------------------------------------------------------------------
 
-    def run(self) -> TrailOutcome:
+    def run(self, meanwhile: Callable[[TrailOutcome], None] | None = None) -> TrailOutcome:
+        """The pass; `meanwhile` (the compliance evaluation) runs once AWS is in place, while the shared
+        documents written settle, before they are confirmed."""
         by_region = {r.region: r for r in self.outcome.regions}
         # Trails of this name owned by someone else are found first: nothing (bucket, topic, policy
         # statement) is made for a region that ends in Conflict.
@@ -225,7 +230,18 @@ class TrailReconciler:
             if region not in self.desired and self.spec.deletion_policy == DeletionPolicy.DELETE:
                 removed = RegionOutcome(region=region)
                 _guard(removed, lambda r=region: self._delete_trail(r))  # type: ignore[misc]
+        if meanwhile is not None:
+            meanwhile(self.outcome)
+        self._confirm_writes(by_region)
         return self.outcome
+
+    def _confirm_writes(self, by_region: dict[str, RegionOutcome]) -> None:
+        """The confirming reads of the shared documents this pass wrote: a region whose bucket or topic
+        policy another writer undid (and every attempt to put it back failed) fails with LostUpdate."""
+        for regions, failure in self.confirmations.confirm():
+            for region in regions:
+                if by_region[region].failure is None:
+                    by_region[region].failure = failure
 
     # -- buckets ------------------------------------------------------------------------------------------
 
@@ -237,7 +253,7 @@ class TrailReconciler:
         client = self._bucket_client(home)
         resource = f"bucket/{bucket}"
         with self.shared.locks.hold(f"s3:{bucket}"):
-            parts = None if self.request.deep else {"policy"}
+            parts = None if self.request.deep else {PART_POLICY, PART_TAGS}
             observed = client.observe(bucket, parts=parts)
             if not observed.exists:
                 if not self.spec.destination.create_bucket:
@@ -259,6 +275,8 @@ class TrailReconciler:
                     observed = dataclasses.replace(observed, tags=self._tags())
                 if self.request.deep and observed.tags.get(OWNER_TAG) == self.request.owner:
                     self._reconcile_bucket_settings(client, observed)
+                if observed.tags.get(OWNER_TAG) == self.request.owner:
+                    self._reconcile_bucket_tags(client, observed)
                 current_policy = observed.policy
             desired = desired_bucket_statements(
                 owner=self.request.owner,
@@ -274,7 +292,9 @@ class TrailReconciler:
                 f"bucket-policy/{bucket}", desired, current_policy, owner=self.request.owner
             ) + share_diffs(f"bucket-policy/{bucket}", current_policy, self._share(bucket))
             if self._diff(diffs):
-                self._write(self._bucket_policy(client, bucket, desired), current_policy)
+                self._write_later(
+                    self._bucket_policy(client, bucket, desired), current_policy, f"s3:{bucket}", regions
+                )
                 self._changed(f"bucket-policy/{bucket}", "put trailkeeper statements")
 
     def _share(self, bucket: str) -> BucketShare:
@@ -284,6 +304,17 @@ class TrailReconciler:
 
     def _write(self, document: SharedDocument[Any], observed: Any) -> None:
         write_verified(document, observed, self.shared.write_policy)
+
+    def _write_later(
+        self, document: SharedDocument[Any], observed: Any, lock: str, regions: list[str]
+    ) -> None:
+        """Write `document` now and leave its confirming read to the end of the pass (`_confirm_writes`),
+        under the lock `lock`; a loss found then fails `regions`."""
+
+        def later(written: SharedDocument[Any]) -> None:
+            self.confirmations.add(written, tuple(regions), lambda: self.shared.locks.hold(lock))
+
+        write_verified(document, observed, self.shared.write_policy, later=later)
 
     def _bucket_policy(
         self, client: BucketClient, bucket: str, desired: list[dict[str, Any]] | None
@@ -363,6 +394,15 @@ class TrailReconciler:
             and client.is_empty(observed.name)
         )
 
+    def _reconcile_bucket_tags(self, client: BucketClient, observed: ObservedBucket) -> None:
+        """The spec's tags on a bucket this Trail created; others' tags stay (core/tags.py)."""
+        resource = f"bucket/{observed.name}"
+        removed = self.request.removed_tags
+        if self._diff(diff_tags(resource, self._tags(), observed.tags, removed)):
+            # PutBucketTagging replaces the whole set: the merged set, others' tags in it, in one call.
+            client.put_tags(observed.name, tag_change(self._tags(), observed.tags, removed).merged)
+            self._changed(resource, "set tags")
+
     def _reconcile_bucket_settings(self, client: BucketClient, observed: ObservedBucket) -> None:
         """Settings of a bucket trailkeeper created (never anyone else's): blocks, versioning, encryption."""
         resource = f"bucket/{observed.name}"
@@ -397,14 +437,15 @@ class TrailReconciler:
         arn = client.topic_arn(name)
         resource = f"topic/{region}"
         with self.shared.locks.hold(f"sns:{arn}"):
-            # Its tags matter only when deleting it: a reconcile does not read them.
-            observed = client.observe(name, with_tags=False)
+            observed = client.observe(name)
             if not observed.exists:
                 if not self._diff([FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]):
                     return arn
                 arn = client.create(name, self._tags())
                 self._changed(resource, f"created topic {name}")
                 observed = client.observe(name, with_tags=False)
+            elif observed.tags.get(OWNER_TAG) == self.request.owner:
+                self._reconcile_topic_tags(client, region, observed)
             desired = desired_topic_statements(
                 owner=self.request.owner, topic_arn=arn, trail_arns=[self._arn(region)]
             )
@@ -412,10 +453,20 @@ class TrailReconciler:
                 f"topic-policy/{region}", desired, observed.policy, owner=self.request.owner
             )
             if self._diff(diffs):
-                self._write(self._topic_policy(client, region, arn, desired), observed.policy)
+                document = self._topic_policy(client, region, arn, desired)
+                self._write_later(document, observed.policy, f"sns:{arn}", [region])
                 self._changed(f"topic-policy/{region}", "put trailkeeper statements")
             self._reconcile_subscriptions(client, region, observed, self.spec.notifications.subscriptions)
         return arn
+
+    def _reconcile_topic_tags(self, client: TopicClient, region: str, observed: ObservedTopic) -> None:
+        """The spec's tags on a topic this Trail created; others' tags stay (core/tags.py)."""
+        resource = f"topic/{region}"
+        removed = self.request.removed_tags
+        if self._diff(diff_tags(resource, self._tags(), observed.tags, removed)):
+            change = tag_change(self._tags(), observed.tags, removed)
+            _apply_tags(lambda want, have: client.set_tags(observed.arn, want, have), change, observed.tags)
+            self._changed(resource, "set tags")
 
     def _reconcile_subscriptions(
         self, client: TopicClient, region: str, observed: ObservedTopic, wanted: list[Subscription]
@@ -608,16 +659,9 @@ class TrailReconciler:
                 outcome.trail_arn = None
                 self._check_owner(region, observed)
                 outcome.trail_arn = observed.arn
-        diffs = diff_trail(desired, observed, resource=resource)
-        dropped = {
-            key: value
-            for key, value in observed.tags.items()
-            if key in self.request.removed_tags and key not in desired.tags
-        }
-        diffs += [
-            FieldDiff(resource, f"Tags[{key}]", "absent", value, Fix.SET_TAGS)
-            for key, value in dropped.items()
-        ]
+        removed = self.request.removed_tags
+        diffs = [d for d in diff_trail(desired, observed, resource=resource) if d.fix != Fix.SET_TAGS]
+        diffs += diff_tags(resource, desired.tags, observed.tags, removed)
         if not self._diff(diffs):
             return
         fixes = {d.fix for d in diffs}
@@ -633,8 +677,8 @@ class TrailReconciler:
             self._changed(resource, "put insight selectors")
         if Fix.SET_TAGS in fixes:
             # Only our keys are compared: tags others put on the trail are theirs and stay.
-            ours = {key: value for key, value in observed.tags.items() if key in desired.tags}
-            client.set_tags(observed.arn, desired.tags, {**ours, **dropped})
+            change = tag_change(desired.tags, observed.tags, removed)
+            _apply_tags(lambda want, have: client.set_tags(observed.arn, want, have), change, observed.tags)
             self._changed(resource, "set tags")
         if Fix.SET_LOGGING in fixes:
             client.set_logging(desired.name, desired.logging)
@@ -743,6 +787,20 @@ class TrailReconciler:
                     self._changed(f"bucket/{bucket}", "kept: it holds log files")
 
 
+def _apply_tags(
+    set_tags: Callable[[Mapping[str, str], Mapping[str, str]], None],
+    change: TagChange,
+    actual: Mapping[str, str],
+) -> None:
+    """A tag change through a client's `set_tags(desired, actual)` (which adds the keys `desired` has
+    and removes those only `actual` has): the removals first, then the rest with the record, so a pass
+    stopped in between never leaves a key of ours the record does not name."""
+    if change.remove:
+        set_tags({}, {key: actual[key] for key in change.remove})
+    if change.put:
+        set_tags(change.put, {})
+
+
 def _foreign_owned(policy: dict[str, Any] | None) -> bool:
     """Whether another trailkeeper object still has statements in a policy (its bucket/topic is in use)."""
     statements = (policy or {}).get("Statement") or []
@@ -776,8 +834,13 @@ def monitoring_part(reconciler: TrailReconciler) -> MonitoringPart | None:
     )
 
 
-def reconcile_trail(request: TrailRequest, sessions: AwsSessions, shared: Shared) -> TrailOutcome:
-    return TrailReconciler(request, sessions, shared).run()
+def reconcile_trail(
+    request: TrailRequest,
+    sessions: AwsSessions,
+    shared: Shared,
+    meanwhile: Callable[[TrailOutcome], None] | None = None,
+) -> TrailOutcome:
+    return TrailReconciler(request, sessions, shared).run(meanwhile)
 
 
 def delete_trail(request: TrailRequest, sessions: AwsSessions, shared: Shared) -> TrailOutcome:

@@ -11,6 +11,9 @@ operator, another tool) the write is narrowed and checked instead:
   re-read before our Put may land its Put after our first read-back): when this owner's part is missing or
   differs, another writer replaced the document in between, and the merge is done again from that read
   and written again, after a jittered wait;
+- a pass that writes several documents confirms them together (:class:`Confirmations`): each is read once
+  more when its own settle time is over, at the end of the pass, so the pass waits at most one settle
+  time in all, and only for what its other work did not already cover;
 - when the attempts run out, the resource is named in a retryable failure, never reported as written.
 
 A foreign writer whose Put lands between our re-read and our Put still loses its change: that window (one
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from trailkeeper.reconcile.errors import RegionFailure
+from trailkeeper.aws.errors import classify
+from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 
 D = TypeVar("D")
 
@@ -64,14 +69,71 @@ class WritePolicy:
     settle: float = SETTLE_SECONDS
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
 
 
-def write_verified(document: SharedDocument[D], observed: D, policy: WritePolicy | None = None) -> int:
+@dataclass(frozen=True)
+class _Pending:
+    due: float  # when the settle time after the read-back is over
+    document: SharedDocument[Any]
+    guard: Callable[[], AbstractContextManager[Any]]
+    keys: tuple[str, ...]  # what the caller files a failure of this document under
+
+
+@dataclass
+class Confirmations:
+    """The documents one pass wrote whose confirming read is still to come.
+
+    Each write's read-back is immediate; the read after the settle time is left here and made by
+    :meth:`confirm` at the end of the pass, for every document at once: the pass's other work (the trails,
+    the compliance evaluation) runs during the settle time instead of after it.
+    """
+
+    policy: WritePolicy
+    _pending: list[_Pending] = field(default_factory=list)
+
+    def add(
+        self,
+        document: SharedDocument[Any],
+        keys: tuple[str, ...] = (),
+        guard: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> None:
+        self._pending.append(_Pending(self.policy.clock() + self.policy.settle, document, guard, keys))
+
+    def confirm(self) -> Iterator[tuple[tuple[str, ...], RegionFailure]]:
+        """Wait for the last settle time to be over, read each document again, and write again (as
+        :func:`write_verified` does, under its ``guard``) each whose part another writer undid; yields the
+        keys and failure of each still lost after every attempt."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        wait = max(p.due for p in pending) - self.policy.clock()
+        if wait > 0:
+            self.policy.sleep(wait)
+        for item in pending:
+            try:
+                with item.guard():
+                    current = item.document.read()
+                    if not item.document.holds(current):
+                        write_verified(item.document, current, self.policy)
+            except RegionFailure as failure:
+                yield item.keys, failure
+            except AWS_ERRORS as error:
+                yield item.keys, RegionFailure.from_aws(classify(error))
+
+
+def write_verified(
+    document: SharedDocument[D],
+    observed: D,
+    policy: WritePolicy | None = None,
+    later: Callable[[SharedDocument[D]], None] | None = None,
+) -> int:
     """Put this owner's part into ``document``; the number of Puts it took.
 
     ``observed`` is the document as the pass read it (used as is only when ``policy.reread`` is off).
-    Raises a retryable :class:`RegionFailure` ``LostUpdate`` naming the resource when every attempt was
-    undone by another writer.
+    With ``later`` (a pass's :meth:`Confirmations.add`), the confirming read after the settle time is left
+    to it instead of waited for here. Raises a retryable :class:`RegionFailure` ``LostUpdate`` naming the
+    resource when every attempt was undone by another writer.
     """
     policy = policy or WritePolicy()
     current = document.read() if policy.reread else observed
@@ -79,6 +141,9 @@ def write_verified(document: SharedDocument[D], observed: D, policy: WritePolicy
         document.write(document.merge(current))
         current = document.read()
         if document.holds(current):
+            if later is not None:
+                later(document)
+                return attempt + 1
             policy.sleep(policy.settle)
             current = document.read()
             if document.holds(current):
