@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,27 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from support.cis_moto import operator_against, serve_cis_moto
 from support.cluster import ApiError, Cluster, OperatorProcess, eventually
-from support.moto_server import MotoServer, free_port
+from support.moto_server import InProcessMotoServer, MotoServer, free_port
 from trailkeeper.core.tags import desired_tags
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cis_moto() -> Iterator[InProcessMotoServer]:
+    with serve_cis_moto() as server:
+        yield server
+
+
+@pytest.fixture
+def cis_operator(
+    cluster: Cluster, cis_moto: InProcessMotoServer, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    with operator_against(cluster, cis_moto, tmp_path / "operator.log") as process:
+        yield process
+
 
 TRAIL = {
     "regions": ["us-east-1"],
@@ -301,19 +318,31 @@ def test_log_retention_waits_for_its_trail_and_follows_a_bucket_change(
 
 
 def test_compliance_is_reported_and_flips_when_the_spec_is_fixed(
-    cluster: Cluster, operator: OperatorProcess, moto_endpoint: str
+    cluster: Cluster, cis_operator: OperatorProcess, cis_moto: InProcessMotoServer
 ) -> None:
+    # moto as AWS is for these controls: MFA Delete kept, CloudWatch Logs deliveries (support/cis_moto.py).
+    moto_endpoint = cis_moto.url
     cluster.apply("Trail", "audit", {**TRAIL, "multiRegion": True})
-    cluster.wait_condition("Trail", "audit", "Compliant", "False", timeout=30)
+    cluster.wait_condition("Trail", "audit", "Compliant", "False", timeout=60)
     entries = {c["control"]: c for c in cluster.status("Trail", "audit")["compliance"]}
-    failed = sorted(control for control, entry in entries.items() if not entry["passed"])
-    assert failed == ["CIS-3.10", "CIS-3.11", "CIS-3.4", "CIS-3.6", "CIS-3.7"]
-    assert entries["CIS-3.1"]["passed"] and entries["CIS-3.2"]["passed"] and entries["CIS-3.3"]["passed"]
+    failed = sorted(control for control, entry in entries.items() if entry["passed"] is not True)
+    assert failed == ["CIS-2.1.3", "CIS-3.10", "CIS-3.11", "CIS-3.4", "CIS-3.6", "CIS-3.7"]
+    assert all(entries[c]["passed"] is False for c in failed)
+    passed = {"CIS-3.1", "CIS-3.2", "CIS-3.3", "TK-REGIONS", "TK-BUCKET-BPA", "TK-BUCKET-VERSIONING"}
+    assert {c for c, entry in entries.items() if entry["passed"] is True} == passed
+    # A Trail without spec.monitoring does not report the account's Monitoring section.
+    assert not any(c.startswith("CIS-4.") for c in entries)
     message = cluster.condition("Trail", "audit", "Compliant")["message"]
-    assert "CIS-3.7" in message
+    assert "CIS-3.7" in message and "CIS-2.1.3" in message
 
-    # The fixes: server access logging on the bucket (the bucket owner's job), then the spec.
+    # The fixes: server access logging and MFA Delete on the bucket (the bucket owner's job; MFA Delete
+    # only the root user can turn on), then the spec.
     s3 = aws("s3", moto_endpoint)
+    s3.put_bucket_versioning(
+        Bucket="e2e-audit",
+        MFA="arn:aws:iam::123456789012:mfa/root-account-mfa-device 123456",
+        VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"},
+    )
     s3.create_bucket(Bucket="e2e-access-logs")
     s3.put_bucket_policy(
         Bucket="e2e-access-logs",
@@ -354,8 +383,10 @@ def test_compliance_is_reported_and_flips_when_the_spec_is_fixed(
             ],
         },
     )
-    compliant = cluster.wait_condition("Trail", "audit", "Compliant", "True", timeout=30)
+    compliant = cluster.wait_condition("Trail", "audit", "Compliant", "True", timeout=60)
     assert compliant["reason"] == "AllControlsPassed"
+    entries = {c["control"]: c for c in cluster.status("Trail", "audit")["compliance"]}
+    assert {c for c, entry in entries.items() if entry["passed"] is True} == passed | set(failed)
     reasons = [e["reason"] for e in cluster.events("audit")]
     assert "ControlPassed" in reasons
 
