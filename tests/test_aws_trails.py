@@ -17,7 +17,6 @@ from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.aws.trails import (
     DEFAULT_EVENT_SELECTORS,
-    InsightSelectorsNotAppliedError,
     ShadowTrailError,
     TrailClient,
     TrailNameTakenError,
@@ -257,17 +256,17 @@ def test_put_insight_selectors_with_the_current_set_makes_no_put(trails: TrailCl
     assert mutating(operations) == []
 
 
-def test_put_insight_selectors_raises_when_the_endpoint_does_not_replace_the_set(trails: TrailClient) -> None:
-    # moto 5.2 appends on PutInsightSelectors, so a type can never be removed there. The client must
-    # say so rather than report the trail as corrected (AWS replaces the set; see the Stubber test).
+def test_put_insight_selectors_replaces_the_set_so_a_type_can_be_removed(trails: TrailClient) -> None:
     trails.create(desired_trail())
-    trails.put_insight_selectors("audit", [CALL_RATE])
+    trails.put_insight_selectors("audit", [CALL_RATE, ERROR_RATE])
 
-    with pytest.raises(InsightSelectorsNotAppliedError) as raised:
-        trails.put_insight_selectors("audit", [])
+    trails.put_insight_selectors("audit", [ERROR_RATE])
+    after_one = trails.observe("audit")
+    trails.put_insight_selectors("audit", [])
+    after_none = trails.observe("audit")
 
-    assert raised.value.actual == [CALL_RATE]
-    assert classify(raised.value).retryable is False
+    assert after_one is not None and after_one.insight_selectors == [ERROR_RATE]
+    assert after_none is not None and after_none.insight_selectors == []
 
 
 # -- logging, tags, delete ----------------------------------------------------------------------------
@@ -422,11 +421,10 @@ def test_other_create_errors_are_not_retried(stubbed: tuple[TrailClient, Stubber
     assert slept == []
 
 
-def test_clearing_insight_selectors_puts_an_empty_list_and_reads_back_none(
+def test_clearing_insight_selectors_puts_an_empty_list(
     stubbed: tuple[TrailClient, Stubber, list[float]],
 ) -> None:
-    # AWS semantics (which moto lacks): PutInsightSelectors replaces the set, [] turns Insights off, and a
-    # trail without Insights answers GetInsightSelectors with InsightNotEnabledException.
+    # AWS semantics: PutInsightSelectors replaces the set, [] turns Insights off.
     trails, stubber, _ = stubbed
     arn = f"arn:aws:cloudtrail:{HOME}:{ACCOUNT}:trail/audit"
     stubber.add_response(
@@ -438,7 +436,6 @@ def test_clearing_insight_selectors_puts_an_empty_list_and_reads_back_none(
         {"TrailARN": arn, "InsightSelectors": []},
         {"TrailName": "audit", "InsightSelectors": []},
     )
-    stubber.add_client_error("get_insight_selectors", "InsightNotEnabledException", http_status_code=400)
 
     trails.put_insight_selectors("audit", [])
 

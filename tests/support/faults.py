@@ -142,10 +142,13 @@ class SeenRequest:
 
 
 def moto_app() -> WSGIApp:
-    """moto's own server application, as ``moto_server`` serves it."""
+    """moto's own server application, as ``moto_server`` serves it, with CloudTrail's puts replacing as
+    AWS's do (cloudtrail_puts.py; imported here: it uses us)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app: WSGIApp = DomainDispatcherApplication(create_backend_app)
+    from support.cloudtrail_puts import CloudTrailPutsFront
+
+    app: WSGIApp = CloudTrailPutsFront(DomainDispatcherApplication(create_backend_app))
     return app
 
 

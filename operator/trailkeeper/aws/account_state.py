@@ -214,10 +214,6 @@ def _event_selectors(
 ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
     basic = [dict(s) for s in response.get("EventSelectors") or []] or None
     advanced = [dict(s) for s in response.get("AdvancedEventSelectors") or []] or None
-    if basic and advanced:
-        # AWS answers only the kind in force; moto keeps old advanced selectors when basic ones are put
-        # (and clears the basic ones when advanced ones are), so both present means basic ones are in force.
-        advanced = None
     # Neither (moto, for a trail that never had selectors put) is CloudTrail's default: all management
     # events, which is what the evaluator takes None for.
     return basic, advanced

@@ -93,32 +93,6 @@ class TrailNameTakenError(AwsError):
         self.owner = owner
 
 
-class InsightSelectorsNotAppliedError(AwsError):
-    """PutInsightSelectors succeeded but the trail reads back other selectors.
-
-    AWS replaces the whole set on every put, so this means the endpoint does not: moto 5.2 appends to the
-    existing list, so it can add Insights types but never remove one. Trying again cannot help.
-    """
-
-    def __init__(self, name: str, desired: list[dict[str, Any]], actual: list[dict[str, Any]]) -> None:
-        message = (
-            f"trail {name}: insight selectors read back as {actual} after putting {desired}; "
-            f"the endpoint did not replace the set"
-        )
-        super().__init__(
-            AwsFailure(
-                code="InsightSelectorsNotApplied",
-                message=message,
-                operation="PutInsightSelectors",
-                retryable=False,
-                kind="server",
-            )
-        )
-        self.name = name
-        self.desired = desired
-        self.actual = actual
-
-
 class DesiredTrailSettings(Protocol):
     """The attributes of ``core.trail_settings.DesiredTrail`` this client reads (boto3 shapes)."""
 
@@ -376,11 +350,6 @@ class TrailClient:
         response = self.client.get_event_selectors(TrailName=arn)
         basic = [dict(s) for s in response.get("EventSelectors") or []] or None
         advanced = [dict(s) for s in response.get("AdvancedEventSelectors") or []] or None
-        if basic and advanced:
-            # AWS answers only the kind in force. moto keeps the old advanced selectors when basic ones
-            # are put (and clears basic ones when advanced are put), so both present means basic ones
-            # were put last: they are the ones in force.
-            advanced = None
         return basic, advanced
 
     def _insight_selectors(self, arn: str) -> list[dict[str, Any]]:
@@ -538,9 +507,7 @@ class TrailClient:
     def put_insight_selectors(self, name: str, insight_selectors: Sequence[Mapping[str, Any]]) -> None:
         """Make the trail's Insights selectors exactly ``insight_selectors`` ([] turns Insights off).
 
-        Reads the current set first and puts only when it differs, then reads it back: PutInsightSelectors
-        replaces the set in AWS, but an endpoint that appends (moto) could not remove a type, and the
-        mismatch is raised as :class:`InsightSelectorsNotAppliedError` rather than reported as corrected.
+        Reads the current set first and puts only when it differs (PutInsightSelectors replaces the set).
         """
         trail = name
         self._require_home(trail)
@@ -550,9 +517,6 @@ class TrailClient:
             return
         selectors: Any = wanted
         self.client.put_insight_selectors(TrailName=trail, InsightSelectors=selectors)
-        actual = self._insight_selectors(arn)
-        if not _same_selector_set(actual, wanted):
-            raise InsightSelectorsNotAppliedError(trail, wanted, actual)
 
     def set_logging(self, name: str, logging: bool) -> None:
         """StartLogging or StopLogging (both are no-ops on a trail already in that state)."""
