@@ -6,6 +6,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from trailkeeper.aws.errors import AwsError, AwsFailure
+from trailkeeper.core.trail_limit import ADVICE, TRAIL_LIMIT
 
 # What a step may raise from AWS; each becomes a per-region failure, never a crash of the whole pass.
 # An answer botocore cannot parse raises ResponseParserError (not a BotoCoreError), or UnicodeDecodeError
@@ -29,6 +30,9 @@ class RegionFailure(Exception):
     @classmethod
     def from_aws(cls, failure: AwsFailure) -> RegionFailure:
         where = f" ({failure.operation})" if failure.operation else ""
+        if failure.code == "MaximumNumberOfTrailsExceededException":
+            # Another writer took the region's last slot after the pass counted: the same reason and advice.
+            return cls(TRAIL_LIMIT, f"{failure.message}{where}: {ADVICE}")
         return cls(failure.code, f"{failure.message}{where}", retryable=failure.retryable)
 
     def __str__(self) -> str:

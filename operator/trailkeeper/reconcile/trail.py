@@ -8,6 +8,7 @@ observe and report). One failing region does not stop the others; its error is k
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.ownership import OwnerLiveness, takeover_problem, unknown_liveness
 from trailkeeper.core.tags import TagChange, desired_tags, tag_change
 from trailkeeper.core.topic_policy import desired_topic_statements
+from trailkeeper.core.trail_limit import TRAIL_LIMIT, trail_limit_problem
 from trailkeeper.core.trail_settings import DesiredTrail, desired_trails, trail_arn
 from trailkeeper.core.trail_settings import partition_for_region as partition_of
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
@@ -608,9 +610,14 @@ class TrailReconciler:
 
     def _claim(self, region: str, outcome: RegionOutcome) -> None:
         """Observe the trail of this name in `region`; raise Conflict if it is not ours to manage."""
-        observed = self._observe_trail(self._trail_client(region), region)
+        client = self._trail_client(region)
+        observed = self._observe_trail(client, region)
         self._observed[region] = observed
         if observed is None:
+            # The DescribeTrails answer just read (any age will do: a change in the region drops it).
+            described = self.shared.cache.get(self._trails_key(region), client.list_names, max_age=math.inf)
+            if problem := trail_limit_problem(described, self.account_id, region, self.request.trail_name):
+                raise RegionFailure(TRAIL_LIMIT, problem)
             return
         # Checked first: a trail in conflict is another Trail's, and its ARN and logging are not ours to show.
         self._check_owner(region, observed)
