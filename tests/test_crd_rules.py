@@ -43,6 +43,18 @@ NOT_SCHEMA = {"unknown-field", "wrong-api-version"}
 _CEL = celpy.Environment()
 
 
+def _sum(items: Any) -> Any:
+    """The Kubernetes CEL list library's sum() (the admission rules' selector totals use it)."""
+    total = celpy.celtypes.IntType(0)
+    for item in items:
+        total = total + item
+    return total
+
+
+# What the API server adds to standard CEL, as far as the rules use it.
+_KUBERNETES_FUNCTIONS = {"sum": _sum}
+
+
 def root_schema(kind: str) -> dict[str, Any]:
     schema = crd(INFO[kind])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert isinstance(schema, dict)
@@ -101,7 +113,7 @@ def cel(rule: str, self_value: Any, old_value: Any = None) -> bool:
     activation = {"self": celpy.json_to_cel(self_value)}
     if old_value is not None:
         activation["oldSelf"] = celpy.json_to_cel(old_value)
-    result = _CEL.program(_CEL.compile(rule)).evaluate(activation)
+    result = _CEL.program(_CEL.compile(rule), functions=_KUBERNETES_FUNCTIONS).evaluate(activation)
     assert isinstance(result, celpy.celtypes.BoolType), f"{rule!r} gave {result!r}"
     return bool(result)
 

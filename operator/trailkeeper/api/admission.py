@@ -1,8 +1,9 @@
 """What a real API server checks at admission beyond each field's own schema: CEL rules and list types.
 
 Each rule restates a check of the models' validators, so `kubectl apply` refuses what `trailkeeper plan`
-refuses, naming the field. Rules use only standard CEL (no Kubernetes library functions), and every list or
-string a rule walks has maxItems/maxLength in the schema, so the API server's cost estimate stays bounded.
+refuses, naming the field. Rules use standard CEL (and, for the selector totals, the Kubernetes list
+library's sum()); every list or string a rule walks has maxItems/maxLength in the schema, so the API
+server's cost estimate stays bounded.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import itertools
 from dataclasses import dataclass
 
 from trailkeeper.api.logretention import _THIRTY_DAY_CLASSES, _WATERFALL, LogRetentionSpec
+from trailkeeper.api.selector_limits import (
+    CONDITION_VALUES_MESSAGE,
+    CONDITION_VALUES_RULE,
+    DATA_RESOURCES_MESSAGE,
+    DATA_RESOURCES_RULE,
+)
 from trailkeeper.api.trail import (
     _ENDPOINT_PATTERNS,
     MONITORING_WITH_CLOUD_WATCH_LOGS,
@@ -139,6 +146,8 @@ def _trail() -> Admission:
         *_trail_notification_rules(),
         *_trail_tag_rules(),
         *_trail_monitoring_rules(),
+        ("spec.eventSelectors", _rule(DATA_RESOURCES_RULE, DATA_RESOURCES_MESSAGE)),
+        ("spec.advancedEventSelectors", _rule(CONDITION_VALUES_RULE, CONDITION_VALUES_MESSAGE)),
     ]
     return Admission(
         rules=tuple(rules),

@@ -31,6 +31,7 @@ from trailkeeper.api.common import (
     bucket_name_problem,
     endpoint_problem,
 )
+from trailkeeper.api.selector_limits import ADVANCED_CONDITION_VALUES_PER_TRAIL, selector_limit_problems
 
 OWNER_TAG_KEY = "trailkeeper.io/owner"
 # Which of a resource's tag keys trailkeeper set (core/tags.py), so that it removes only those.
@@ -233,7 +234,9 @@ class EventSelector(Model):
     """
     include_management_events: StrictBool = True
     """Record management (control-plane) events."""
-    exclude_management_event_sources: Annotated[list[str], Field(max_length=10)] = []
+    exclude_management_event_sources: Annotated[
+        list[Annotated[str, Field(max_length=128)]], Field(max_length=10)
+    ] = []
     """Event sources to leave out of the management events, e.g. `kms.amazonaws.com` or
     `rdsdata.amazonaws.com`; at most 10.
     """
@@ -242,6 +245,8 @@ class EventSelector(Model):
 
 
 _SelectorValue = Annotated[str, Field(min_length=1, max_length=2048)]
+# AWS allows 500 condition values in all of a trail's advanced selectors; one operator can hold no more.
+_SelectorValues = Annotated[list[_SelectorValue], Field(max_length=ADVANCED_CONDITION_VALUES_PER_TRAIL)]
 
 
 class FieldSelector(Model):
@@ -249,17 +254,17 @@ class FieldSelector(Model):
     """Field of the event record the condition tests, e.g. `eventCategory`, `eventSource`, `eventName`,
     `readOnly`, `resources.type` or `resources.ARN`; letters, digits, `.` and `_`.
     """
-    equals: list[_SelectorValue] | None = None
+    equals: _SelectorValues | None = None
     """Values the field must equal (any of them)."""
-    starts_with: list[_SelectorValue] | None = None
+    starts_with: _SelectorValues | None = None
     """Prefixes the field must start with (any of them)."""
-    ends_with: list[_SelectorValue] | None = None
+    ends_with: _SelectorValues | None = None
     """Suffixes the field must end with (any of them)."""
-    not_equals: list[_SelectorValue] | None = None
+    not_equals: _SelectorValues | None = None
     """Values the field must not equal."""
-    not_starts_with: list[_SelectorValue] | None = None
+    not_starts_with: _SelectorValues | None = None
     """Prefixes the field must not start with."""
-    not_ends_with: list[_SelectorValue] | None = None
+    not_ends_with: _SelectorValues | None = None
     """Suffixes the field must not end with."""
 
     @model_validator(mode="after")
@@ -527,6 +532,12 @@ class TrailSpec(Model):
             problem = bucket_name_problem(bucket_for_region(self.destination.bucket, region))
             if problem:
                 raise ValueError(f"destination.bucket: for region {region} the bucket name {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _selector_limits(self) -> Self:
+        if problems := selector_limit_problems(self.event_selectors, self.advanced_event_selectors):
+            raise ValueError("; ".join(problems))
         return self
 
     def effective_trail_name(self, metadata_name: str) -> str:
