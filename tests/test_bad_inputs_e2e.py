@@ -30,7 +30,9 @@ from support.faults_e2e import client, moto_state
 from test_crds import spec_schema
 from trailkeeper.api.crd import KINDS, crd
 from trailkeeper.api.manifests import parse_spec
-from trailkeeper.core.naming import OWNER_TAG, owner_sids
+from trailkeeper.core.bucket_share import BucketShare, has_share
+from trailkeeper.core.merge import owner_statements
+from trailkeeper.core.naming import OWNER_TAG
 
 CORPUS = sorted((Path(__file__).parent / "bad_inputs").glob("*.yaml"))
 GROUP_PATH = "/apis/trailkeeper.io/v1alpha1"
@@ -295,15 +297,41 @@ def test_every_bad_input_ends_in_a_clear_status_and_the_good_objects_keep_being_
     assert single.tags.get("served") == "after-the-bad-batch"
     assert set(state.buckets) == GOOD_BUCKETS | {FOREIGN_BUCKET}
     assert [arn.rsplit(":", 1)[-1] for arn in state.topics] == ["good-owner-topic"]
-    # A Conflict makes nothing: the trails keep their owners, no bucket carries a conflicting Trail's Sid.
+    # A Conflict makes nothing: the trails keep their owners, and no bucket grants a conflicting Trail
+    # anything (checked by meaning: the shared statements list every Trail's entries together).
     owners = {(t.name, t.region): t.tags.get(OWNER_TAG) for t in state.trails}
     assert owners[("good-owner", "us-east-1")] == "default/good-owner"
     assert owners[(FOREIGN_TRAIL, "us-east-1")] is None
     assert state.buckets[FOREIGN_BUCKET] is None, "the foreign bucket's policy is untouched"
-    conflicting = {f"{b.namespace}/{b.name}" for b in conflicts}
-    for bucket in state.buckets:
-        assert not state.statement_sids(bucket) & sids_of(conflicting), f"a conflicting Sid on {bucket}"
+    for bad in conflicts:
+        for bucket, policy in state.buckets.items():
+            assert not granted(policy, bucket, bad.namespace, bad.name, bad.body["spec"]), (bad.name, bucket)
 
 
-def sids_of(owners: set[str]) -> set[str]:
-    return {sid for owner in owners for sid in owner_sids(owner)}
+# moto's account, which every Trail here records.
+ACCOUNT = "123456789012"
+
+
+def share_of(bucket: str, name: str, spec: dict[str, Any]) -> BucketShare:
+    """What a Trail adds to a bucket's shared statements: its trail entry under its path pattern."""
+    prefix = str(spec["destination"].get("keyPrefix") or "")
+    return BucketShare(bucket, prefix, ACCOUNT, str(spec.get("trailName") or name))
+
+
+GOOD_SHARES = {
+    share_of(spec["destination"]["bucket"].replace("{region}", region), name, spec)
+    for name, (kind, spec) in GOOD.items()
+    if kind == "Trail"
+    for region in spec["regions"]
+}
+
+
+def granted(
+    policy: dict[str, Any] | None, bucket: str, namespace: str, name: str, spec: dict[str, Any]
+) -> bool:
+    """Whether `policy` grants the Trail anything: a statement of its own (sourceAccounts, organization),
+    or its trail entry in the shared statements where no good Trail needs the same entry."""
+    if owner_statements(policy, f"{namespace}/{name}"):
+        return True
+    share = share_of(bucket, name, spec)
+    return share not in GOOD_SHARES and has_share(policy, share)
