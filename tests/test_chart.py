@@ -623,8 +623,10 @@ def cluster_peering_grants(name: str) -> set[Grant]:
 # Always cluster-wide: _core/reactor/observation.py resource_observer -> queueing.watcher on
 # references.CRDS (list + watch).
 CRD_GRANTS = expand(("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"]))
-# Only when restricted to namespaces: _core/reactor/observation.py namespace_observer lists
-# (fetching.fetch_objs) and watches references.NAMESPACES; cluster-wide it skips both.
+# Always: kube/handlers.py registers a kopf.index on namespaces (their labels, for the tenancy rules'
+# namespaceSelector), listed and watched cluster-wide like any cluster-scoped resource by the same
+# queueing.watcher; restricted to namespaces, _core/reactor/observation.py namespace_observer also lists
+# (fetching.fetch_objs) and watches references.NAMESPACES.
 NAMESPACE_GRANTS = expand(("", ["namespaces"], ["list", "watch"]))
 
 
@@ -633,7 +635,10 @@ def expected_permissions(
 ) -> dict[str, set[Grant]]:
     if not watch_namespaces:
         return {
-            CLUSTER: CRD_GRANTS | SERVED_GRANTS | (cluster_peering_grants(peering_name) if peering else set())
+            CLUSTER: CRD_GRANTS
+            | NAMESPACE_GRANTS
+            | SERVED_GRANTS
+            | (cluster_peering_grants(peering_name) if peering else set())
         }
     served = SERVED_GRANTS | (namespaced_peering_grants(peering_name) if peering else set())
     return {CLUSTER: CRD_GRANTS | NAMESPACE_GRANTS} | dict.fromkeys(watch_namespaces, served)

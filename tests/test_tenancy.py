@@ -113,7 +113,7 @@ def test_the_policy_file_is_read_again_when_it_changes_and_fails_closed(tmp_path
     policy = source.current()
     assert isinstance(policy, TenancyPolicy) and policy.rules[0].allow_delete is False
     path.write_text("rules:\n- name: all\n  namespace: ['*']\n", encoding="utf-8")
-    assert str(source.current()).startswith("invalid: rules.0.namespaces: Field required")
+    assert str(source.current()).startswith("invalid: rules.0.namespace: Extra inputs are not permitted")
     assert parse_policy("rules: [") != parse_policy("{}")
     assert isinstance(parse_policy(""), TenancyPolicy)
 

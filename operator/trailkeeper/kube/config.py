@@ -12,6 +12,7 @@ from trailkeeper.api import VERSION as VERSION  # noqa: PLC0414 (re-exported)
 from trailkeeper.api.tenancy import TenancyPolicy
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.kube.dependents import DependentRuns
+from trailkeeper.kube.tenancy_view import TenancyInputs
 from trailkeeper.metrics import Metrics
 from trailkeeper.reconcile.compliance import ComplianceSettings
 from trailkeeper.reconcile.shared import KeyedLocks, Shared
@@ -84,6 +85,8 @@ class Runtime:
     lasting_events: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     # The cluster admins' tenancy policy, read again when its file changes (None: no file given).
     tenancy: TenancyFile | None = None
+    # Per object: the policy and namespace labels its last pass was judged by (kube/tenancy_view.py).
+    tenancy_inputs: TenancyInputs = field(default_factory=TenancyInputs)
 
     def tenancy_policy(self) -> TenancyPolicy | str | None:
         return self.tenancy.current() if self.tenancy is not None else None

@@ -20,6 +20,7 @@ from trailkeeper.core.naming import owner_key
 from trailkeeper.core.ownership import OwnerLiveness
 from trailkeeper.kube.config import GROUP, LAST_HANDLED, VERSION, Runtime, jittered_period
 from trailkeeper.kube.status_writer import StatusWriteError
+from trailkeeper.kube.tenancy_view import INDEX, NAMESPACES, labels_in, namespace_labels
 from trailkeeper.metrics import outcome_of
 from trailkeeper.reconcile.passes import (
     Event,
@@ -207,11 +208,25 @@ def _run_trail(
             # With field="spec", kopf hands over the old value of the spec itself, not the old body.
             old_spec_body=old if isinstance(old, Mapping) else None,
             compliance=runtime.compliance,
-            tenancy=Tenancy(runtime.tenancy_policy(), _liveness(kwargs["trail_specs"])),
+            tenancy=_tenancy(runtime, ref, kwargs),
         )
     _measure(runtime, "Trail", ref, started, report)
     _follow_trail(runtime, ref, report, kwargs)
     return report
+
+
+def _tenancy(runtime: Runtime, ref: ObjectRef, kwargs: Mapping[str, Any]) -> Tenancy:
+    """The policy, owners and namespace labels a pass of `ref` is judged by, recorded for its timer."""
+    labels = labels_in(kwargs, ref.namespace)
+    tenancy = Tenancy(runtime.tenancy_policy(), _liveness(kwargs["trail_specs"]), labels)
+    runtime.tenancy_inputs.record(ref.uid, tenancy)
+    return tenancy
+
+
+def _tenancy_moved(runtime: Runtime, meta: Mapping[str, Any], kwargs: Mapping[str, Any]) -> bool:
+    ref = _ref(meta)
+    labels = labels_in(kwargs, ref.namespace)
+    return runtime.tenancy_inputs.moved(ref.uid, Tenancy(runtime.tenancy_policy(), labels=labels))
 
 
 def _liveness(trails: Any) -> OwnerLiveness:
@@ -236,14 +251,17 @@ def trail_resumed(body: Any, meta: Any, status: Any, patch: Any, retry: int, mem
 
 
 def trail_drift_check(body: Any, meta: Any, status: Any, patch: Any, memo: Any, **kw: Any) -> None:
-    if _invalid_and_unchanged(meta, status) or not _due(memo.runtime, meta, _spec(body), status):
+    runtime: Runtime = memo.runtime
+    if _invalid_and_unchanged(meta, status) or not (
+        _due(runtime, meta, _spec(body), status) or _tenancy_moved(runtime, meta, kw)
+    ):
         return
     report = _run_trail("timer", body, meta, status, memo, kw)
     report.retry_after = None  # the next tick retries; a timer error would only add noise
     _post(memo.runtime, body, report, patch, timer=True)
 
 
-def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, memo: Any, **_: Any) -> None:
+def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, memo: Any, **kw: Any) -> None:
     runtime: Runtime = memo.runtime
     ref = _ref(meta)
     with runtime.object_locks.hold(ref.uid):
@@ -253,11 +271,12 @@ def trail_deleted(body: Any, meta: Any, patch: Any, retry: int, memo: Any, **_: 
             runtime.sessions,
             runtime.shared,
             runtime.compliance,
-            Tenancy(runtime.tenancy_policy()),
+            _tenancy(runtime, ref, kw),
         )
     if report.retry_after is None:
         runtime.metrics.forget("Trail", ref.namespace, ref.name)
         runtime.lasting_events.pop(ref.uid, None)
+        runtime.tenancy_inputs.forget(ref.uid)
     _post(runtime, body, report, patch, retry)
 
 
@@ -299,10 +318,12 @@ def _follow_trail(runtime: Runtime, trail: ObjectRef, report: PassReport, kwargs
     key = (trail.namespace, trail.name)
     waiting, trails = kwargs["retentions_by_trail"], kwargs["trail_specs"]
     if list(waiting.get(key, [])):
-        runtime.dependents.notify(key, lambda: _run_waiting(runtime, key, waiting, trails))
+        runtime.dependents.notify(key, lambda: _run_waiting(runtime, key, waiting, trails, kwargs))
 
 
-def _run_waiting(runtime: Runtime, key: tuple[str, str], waiting: Any, trails: Any) -> None:
+def _run_waiting(
+    runtime: Runtime, key: tuple[str, str], waiting: Any, trails: Any, kwargs: Mapping[str, Any]
+) -> None:
     for body in list(waiting.get(key, [])):
         meta, status = body.get("metadata") or {}, body.get("status") or {}
         if meta.get("deletionTimestamp") or _invalid_and_unchanged(meta, status):
@@ -312,7 +333,7 @@ def _run_waiting(runtime: Runtime, key: tuple[str, str], waiting: Any, trails: A
             continue
         # Finishing what its own create (or a change) began: a change pass, not a drift check.
         trigger: Trigger = "update" if status.get("buckets") else "create"
-        report = _run_retention(runtime, trigger, body, meta, status, trail)
+        report = _run_retention(runtime, trigger, body, meta, status, trail, kwargs)
         # Its own handler keeps retrying on its backoff (and refuses a spec that became invalid): this
         # run only comes sooner.
         report.retry_after = report.invalid = None
@@ -323,13 +344,20 @@ def _run_waiting(runtime: Runtime, key: tuple[str, str], waiting: Any, trails: A
 
 
 def _run_retention(
-    runtime: Runtime, trigger: Trigger, body: Any, meta: Any, status: Any, trail: Any
+    runtime: Runtime, trigger: Trigger, body: Any, meta: Any, status: Any, trail: Any, kw: Mapping[str, Any]
 ) -> PassReport:
     ref = _ref(meta)
     started = time.perf_counter()
     with runtime.object_locks.hold(ref.uid):
         report = retention_pass(
-            ref, _spec(body), status, runtime.sessions, runtime.shared, trigger=trigger, trail_spec_body=trail
+            ref,
+            _spec(body),
+            status,
+            runtime.sessions,
+            runtime.shared,
+            trigger=trigger,
+            trail_spec_body=trail,
+            tenancy=_tenancy(runtime, ref, kw),
         )
     _measure(runtime, "LogRetention", ref, started, report)
     return report
@@ -339,7 +367,7 @@ def _on_retention(
     trigger: Trigger, body: Any, meta: Any, status: Any, patch: Any, memo: Any, kw: Any
 ) -> None:
     trail = _trail_spec_for(_spec(body), meta, kw["trail_specs"])
-    report = _run_retention(memo.runtime, trigger, body, meta, status, trail)
+    report = _run_retention(memo.runtime, trigger, body, meta, status, trail, kw)
     _post(memo.runtime, body, report, patch, kw.get("retry", 0))
 
 
@@ -364,9 +392,13 @@ def retention_drift_check(body: Any, meta: Any, status: Any, patch: Any, memo: A
         return
     trail = _trail_spec_for(spec, meta, kw["trail_specs"])
     # A Trail that moved its buckets (or appeared, or vanished) is followed at once, not at resync.
-    if not (retention_targets_changed(spec, status, trail) or _due(runtime, meta, spec, status)):
+    if not (
+        retention_targets_changed(spec, status, trail)
+        or _due(runtime, meta, spec, status)
+        or _tenancy_moved(runtime, meta, kw)
+    ):
         return
-    report = _run_retention(runtime, "timer", body, meta, status, trail)
+    report = _run_retention(runtime, "timer", body, meta, status, trail, kw)
     report.retry_after = None
     _post(runtime, body, report, patch, timer=True)
 
@@ -376,10 +408,13 @@ def retention_deleted(body: Any, meta: Any, status: Any, patch: Any, memo: Any, 
     spec, ref = _spec(body), _ref(meta)
     trail = _trail_spec_for(spec, meta, kw["trail_specs"])
     with runtime.object_locks.hold(ref.uid):
-        report = retention_deletion(ref, spec, status, runtime.sessions, runtime.shared, trail)
+        report = retention_deletion(
+            ref, spec, status, runtime.sessions, runtime.shared, trail, _tenancy(runtime, ref, kw)
+        )
     if report.retry_after is None:
         runtime.metrics.forget("LogRetention", ref.namespace, ref.name)
         runtime.lasting_events.pop(ref.uid, None)
+        runtime.tenancy_inputs.forget(ref.uid)
     _post(runtime, body, report, patch, kw.get("retry", 0))
 
 
@@ -403,3 +438,5 @@ def register(registry: kopf.OperatorRegistry, tick: float) -> None:
     )
     on.delete(*RETENTIONS, id="retention_deleted", registry=registry)(retention_deleted)
     kopf.index(*RETENTIONS, id="retentions_by_trail", registry=registry)(retentions_by_trail)
+    # Namespace labels, for the tenancy rules that select namespaces by label (kube/tenancy_view.py).
+    kopf.index(*NAMESPACES, id=INDEX, registry=registry)(namespace_labels)

@@ -44,6 +44,7 @@ from trailkeeper.reconcile.status import (
     with_compliant_placeholder,
     written,
 )
+from trailkeeper.reconcile.tenancy_gate import retention_gate
 from trailkeeper.reconcile.trail import (
     TrailOutcome,
     TrailRequest,
@@ -96,6 +97,8 @@ class Tenancy:
 
     policy: TenancyPolicy | str | None = None
     owner_alive: OwnerLiveness = unknown_liveness
+    # The labels of the object's namespace, which rules with a namespaceSelector match (None: none).
+    labels: Mapping[str, str] | None = None
 
 
 NO_TENANCY = Tenancy()
@@ -300,7 +303,9 @@ def _refusal(tenancy: Tenancy, ref: ObjectRef, spec: TrailSpec) -> str | None:
     """Why the policy refuses the Trail (it is then Forbidden, before any AWS call), or None."""
     if isinstance(tenancy.policy, str):
         return f"the tenancy policy cannot be read, so no Trail is served: {tenancy.policy}"
-    return trail_refusal(tenancy.policy, ref.namespace, ref.name, spec) if tenancy.policy else None
+    if not tenancy.policy:
+        return None
+    return trail_refusal(tenancy.policy, ref.namespace, ref.name, spec, tenancy.labels)
 
 
 def _add_compliance(report: PassReport, result: ComplianceReport, ref: ObjectRef, now: str) -> None:
@@ -495,6 +500,7 @@ def retention_pass(
     *,
     trigger: Trigger,
     trail_spec_body: Mapping[str, Any] | None,
+    tenancy: Tenancy = NO_TENANCY,
 ) -> PassReport:
     """One pass of a LogRetention: its report, status as LogRetentionStatus holds it."""
     parsed = parse_spec("LogRetention", plain(spec_body))
@@ -503,6 +509,8 @@ def retention_pass(
     assert isinstance(parsed, LogRetentionSpec)
     now = now_iso()
     targets = retention_targets(parsed, trail_spec_body)
+    if refused := retention_gate(tenancy.policy, tenancy.labels, ref.namespace, parsed, targets):
+        return _whole_failure(ref, status, refused, now, trail=False)
     if isinstance(targets, RegionFailure):
         return _whole_failure(ref, status, targets, now, trail=False)
     current = {t.bucket for t in targets}
@@ -568,6 +576,7 @@ def retention_deletion(
     sessions: AwsSessions,
     shared: Shared,
     trail_spec_body: Mapping[str, Any] | None,
+    tenancy: Tenancy = NO_TENANCY,
 ) -> PassReport:
     """A LogRetention being deleted: its report (deletionPolicy Delete takes its rule off)."""
     parsed = parse_spec("LogRetention", plain(spec_body))
@@ -581,6 +590,9 @@ def retention_deletion(
         )
     # The buckets the rule was put on are those in status (the Trail may be gone already).
     targets = tuple(RetentionTarget(bucket, region, "") for bucket, region in _previous_targets(status))
+    if refused := retention_gate(tenancy.policy, tenancy.labels, ref.namespace, parsed, targets):
+        message = f"deleted; lifecycle rules retained, since {refused.message}"
+        return PassReport(status={}, events=[Event("Warning", "Forbidden", message)])
     request = RetentionRequest(ref.namespace, ref.name, parsed, targets)
     outcome = delete_log_retention(request, sessions, shared)
     failures = outcome.failures
