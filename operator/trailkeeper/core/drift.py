@@ -28,6 +28,7 @@ class Fix(StrEnum):
     (reconcile/parts.py). Set where the difference is found, never worked out from its rendered text."""
 
     CREATE = "create"  # the resource is missing: make it
+    FINISH_CREATION = "finish-creation"  # a bucket made by a pass stopped before tagging it: tag it
     PUT_STATEMENTS = "put-statements"  # a policy lacks (or holds stale) statements of the owner
     RESTORE_BUCKET_SETTINGS = "restore-bucket-settings"  # public access block, versioning, encryption
     UPDATE_TRAIL = "update-trail"  # an UpdateTrail setting

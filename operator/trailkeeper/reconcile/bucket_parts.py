@@ -1,0 +1,271 @@
+"""The bucket's parts: the bucket itself, its settings, its tags and its policy (reconcile/parts.py seam).
+
+All four work from one read of the bucket, made by ``BucketPart.observe`` under the bucket's lock; the
+others are given it and observe against their own desired state. Only a bucket this Trail created has
+its settings and tags managed; the policy's trailkeeper statements are managed in any bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from trailkeeper.aws.buckets import (
+    PART_LIFECYCLE,
+    PART_POLICY,
+    PART_TAGS,
+    PART_VERSIONING,
+    BucketClient,
+    ObservedBucket,
+)
+from trailkeeper.core.bucket_policy import desired_bucket_statements
+from trailkeeper.core.bucket_share import (
+    BUCKET_POLICY_MAX_BYTES,
+    add_share,
+    has_share,
+    policy_bytes,
+    remove_share,
+    share_diffs,
+    too_large_message,
+)
+from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_tags
+from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
+from trailkeeper.core.naming import OWNER_TAG
+from trailkeeper.core.tags import tag_change
+from trailkeeper.reconcile.errors import RegionFailure
+from trailkeeper.reconcile.parts import Observation, PassContext, foreign_owned, run_part
+from trailkeeper.reconcile.shared import Change
+from trailkeeper.reconcile.verified_write import SharedDocument
+
+Statements = list[dict[str, Any]]
+Policy = dict[str, Any] | None
+_PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+@dataclass
+class BucketPart:
+    """The bucket: made when missing (if the spec lets trailkeeper create it); must be the caller's."""
+
+    context: PassContext
+    client: BucketClient
+    home: str
+
+    def observe(self, bucket: str) -> Observation[str, ObservedBucket]:
+        context = self.context
+        resource = f"bucket/{bucket}"
+        observed = self.client.observe(bucket, parts=None if context.deep else {PART_POLICY, PART_TAGS})
+        if not observed.exists:
+            if not context.spec.destination.create_bucket:
+                raise RegionFailure(
+                    "NoSuchBucket", f"bucket {bucket} does not exist and createBucket is false"
+                )
+            missing = [FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]
+            return Observation(resource, False, bucket, observed, missing)
+        if not observed.owned_by_caller:
+            raise RegionFailure("AccessDenied", f"bucket {bucket} belongs to another account")
+        diffs = []
+        if context.deep and self._interrupted_creation(observed):
+            diffs.append(FieldDiff(resource, f"Tags.{OWNER_TAG}", context.owner, "None", Fix.FINISH_CREATION))
+        return Observation(resource, True, bucket, observed, diffs)
+
+    def apply(self, observation: Observation[str, ObservedBucket]) -> list[Change]:
+        bucket, context = observation.desired, self.context
+        fixes = {d.fix for d in observation.diffs}
+        if Fix.CREATE in fixes:
+            kms_key_id = context.spec.destination.kms_key_id
+            self.client.create(bucket, region=self.home, kms_key_id=kms_key_id, tags=context.tags())
+            return [Change(observation.resource, f"created in {self.home}")]
+        if Fix.FINISH_CREATION in fixes:
+            self.client.put_tags(bucket, context.tags())
+            return [Change(observation.resource, "finished an interrupted creation: tagged")]
+        return []
+
+    def _interrupted_creation(self, observed: ObservedBucket) -> bool:
+        """Whether `observed` is a bucket this Trail's pass created and was stopped before tagging.
+
+        CreateBucket cannot tag, so a kill between it and PutBucketTagging leaves a blank bucket. One that
+        the spec asks trailkeeper to create, with no tags, policy, versioning, lifecycle rule or object, is
+        taken as that creation and finished; any trace of use makes it someone else's bucket.
+        """
+        return (
+            self.context.spec.destination.create_bucket
+            and {PART_TAGS, PART_POLICY, PART_VERSIONING, PART_LIFECYCLE} <= observed.parts_read
+            and not observed.tags
+            and observed.policy is None
+            and observed.versioning is None
+            and not observed.lifecycle_rules
+            and self.client.is_empty(observed.name)
+        )
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """What trailkeeper keeps on a bucket it created: its public-access block, versioning, encryption."""
+
+    sse_algorithm: str
+    kms_key_id: str | None
+
+
+@dataclass
+class BucketSettingsPart:
+    context: PassContext
+    client: BucketClient
+    read: ObservedBucket
+
+    def observe(self, desired: BucketSettings) -> Observation[BucketSettings, ObservedBucket]:
+        observed = self.read
+        resource = f"bucket/{observed.name}"
+        diffs: list[FieldDiff] = []
+        restore = Fix.RESTORE_BUCKET_SETTINGS
+        block = observed.public_access_block or {}
+        for flag in _PUBLIC_ACCESS_FLAGS:
+            if block.get(flag) is not True:
+                flag_now = str(block.get(flag)).lower()
+                diffs.append(FieldDiff(resource, f"PublicAccessBlock.{flag}", "true", flag_now, restore))
+        if observed.versioning != "Enabled":
+            diffs.append(FieldDiff(resource, "Versioning", "Enabled", str(observed.versioning), restore))
+        have = (observed.encryption or {}).get("SSEAlgorithm")
+        if have != desired.sse_algorithm:
+            diffs.append(
+                FieldDiff(resource, "Encryption.SSEAlgorithm", desired.sse_algorithm, str(have), restore)
+            )
+        return Observation(resource, True, desired, observed, diffs)
+
+    def apply(self, observation: Observation[BucketSettings, ObservedBucket]) -> list[Change]:
+        kms_key_id = observation.desired.kms_key_id
+        corrected = self.client.ensure_settings(observation.observed, kms_key_id=kms_key_id)
+        restored = corrected or [d.field for d in observation.diffs]
+        return [Change(observation.resource, "restored " + ", ".join(restored))]
+
+
+@dataclass
+class BucketTagsPart:
+    """The spec's tags on a bucket this Trail created; others' tags stay (core/tags.py)."""
+
+    context: PassContext
+    client: BucketClient
+    read: ObservedBucket
+
+    def observe(self, desired: dict[str, str]) -> Observation[dict[str, str], dict[str, str]]:
+        resource = f"bucket/{self.read.name}"
+        diffs = diff_tags(resource, desired, self.read.tags, self.context.removed_tags)
+        return Observation(resource, True, desired, self.read.tags, diffs)
+
+    def apply(self, observation: Observation[dict[str, str], dict[str, str]]) -> list[Change]:
+        # PutBucketTagging replaces the whole set: the merged set, others' tags in it, in one call.
+        change = tag_change(observation.desired, observation.observed, self.context.removed_tags)
+        self.client.put_tags(self.read.name, change.merged)
+        return [Change(observation.resource, "set tags")]
+
+
+@dataclass
+class BucketPolicyPart:
+    """This Trail's statements (and its share of the shared ones) in the bucket's policy."""
+
+    context: PassContext
+    client: BucketClient
+    bucket: str
+    current: dict[str, Any] | None
+    regions: list[str]
+
+    def observe(self, desired: Statements) -> Observation[Statements, Policy]:
+        resource = f"bucket-policy/{self.bucket}"
+        context = self.context
+        diffs = diff_statements(resource, desired, self.current, owner=context.owner)
+        diffs += share_diffs(resource, self.current, context.share(self.bucket))
+        return Observation(resource, self.current is not None, desired, self.current, diffs)
+
+    def apply(self, observation: Observation[Statements, Policy]) -> list[Change]:
+        document = bucket_policy(self.context, self.client, self.bucket, observation.desired)
+        self.context.write_later(document, self.current, f"s3:{self.bucket}", self.regions)
+        return [Change(observation.resource, "put trailkeeper statements")]
+
+
+def desired_statements(context: PassContext, bucket: str, regions: list[str]) -> list[dict[str, Any]]:
+    destination = context.spec.destination
+    return desired_bucket_statements(
+        owner=context.owner,
+        bucket=bucket,
+        key_prefix=destination.key_prefix,
+        account_id=context.account_id,
+        trail_arns=[context.arn(r) for r in regions],
+        source_accounts=list(destination.source_accounts),
+        organization_id=destination.organization_id,
+        partition=context.partition,
+    )
+
+
+def reconcile_bucket(context: PassContext, bucket: str, regions: list[str]) -> None:
+    """The bucket of `regions` (it lives in the first), under its lock: one read, then each part."""
+    home = regions[0]
+    client = BucketClient(context.client("s3", home), home)
+    with context.shared.locks.hold(f"s3:{bucket}"):
+        seen = run_part(context, BucketPart(context, client, home), bucket)
+        read: ObservedBucket | None = seen.observed if seen.exists else None
+        if read is not None and {d.fix for d in seen.diffs} == {Fix.FINISH_CREATION} and context.act:
+            read = dataclasses.replace(read, tags=context.tags())
+        if read is not None and read.tags.get(OWNER_TAG) == context.owner:
+            if context.deep:
+                kms = context.spec.destination.kms_key_id
+                settings = BucketSettings("aws:kms" if kms else "AES256", kms)
+                run_part(context, BucketSettingsPart(context, client, read), settings)
+            run_part(context, BucketTagsPart(context, client, read), context.tags())
+        policy = BucketPolicyPart(context, client, bucket, read.policy if read else None, regions)
+        run_part(context, policy, desired_statements(context, bucket, regions))
+
+
+def bucket_policy(
+    context: PassContext, client: BucketClient, bucket: str, desired: list[dict[str, Any]] | None
+) -> SharedDocument[dict[str, Any] | None]:
+    """The bucket's policy as a shared document: this owner's statements become `desired` (None: none of
+    them), every other statement is kept as read."""
+    owner = context.owner
+    resource = f"bucket-policy/{bucket}"
+    share = context.share(bucket)
+
+    def merge(policy: dict[str, Any] | None) -> dict[str, Any] | None:
+        if desired is None:
+            return remove_share(remove_owner_statements(policy, owner), share)
+        merged = add_share(merge_statements(policy, owner, desired), share)
+        # Refused before the write: S3 would refuse it, and retrying cannot help.
+        if policy_bytes(merged) > BUCKET_POLICY_MAX_BYTES:
+            raise RegionFailure("PolicyTooLarge", too_large_message(bucket, policy_bytes(merged)))
+        return merged
+
+    def holds(policy: dict[str, Any] | None) -> bool:
+        if desired is None:
+            return not owner_statements(policy, owner) and not has_share(policy, share)
+        return not diff_statements(resource, desired, policy, owner=owner) + share_diffs(
+            resource, policy, share
+        )
+
+    return SharedDocument(
+        resource=resource,
+        read=lambda: client.observe(bucket, parts={PART_POLICY}).policy,
+        merge=merge,
+        write=lambda policy: client.put_policy(policy, bucket=bucket),
+        holds=holds,
+    )
+
+
+def release_bucket(context: PassContext, bucket: str, home: str) -> None:
+    """Deletion: our statements out of the bucket's policy, and the bucket itself when it is ours, empty
+    and no other owner still writes to it."""
+    client = BucketClient(context.client("s3", home), home)
+    with context.shared.locks.hold(f"s3:{bucket}"):
+        observed = client.observe(bucket)
+        if not observed.exists or not observed.owned_by_caller:
+            return
+        share = context.share(bucket)
+        if owner_statements(observed.policy, context.owner) or has_share(observed.policy, share):
+            remaining = remove_share(remove_owner_statements(observed.policy, context.owner), share)
+            context.write(bucket_policy(context, client, bucket, None), observed.policy)
+            context.changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
+        else:
+            remaining = observed.policy
+        if observed.tags.get(OWNER_TAG) == context.owner and not foreign_owned(remaining):
+            if client.delete_if_empty(bucket):
+                context.changed(f"bucket/{bucket}", "deleted (empty)")
+            else:
+                context.changed(f"bucket/{bucket}", "kept: it holds log files")
