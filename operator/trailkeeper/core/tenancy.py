@@ -13,6 +13,12 @@ from trailkeeper.api.trail import TrailSpec
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::([0-9]{12}):role/")
 
 
+def role_account(role_arn: str | None) -> str | None:
+    """The 12-digit account of a role ARN (None: no role, or not a role ARN)."""
+    match = _ROLE_ACCOUNT.match(role_arn or "")
+    return match.group(1) if match else None
+
+
 def trail_refusal(
     policy: TenancyPolicy,
     namespace: str,
@@ -61,8 +67,7 @@ def _delete_problem(rule: TenancyRule, deletion_policy: str) -> str | None:
 def _account_problem(rule: TenancyRule, role_arn: str | None) -> str | None:
     if role_arn is None:
         return None if rule.own_account else "the operator's own account is not allowed; set account.roleArn"
-    match = _ROLE_ACCOUNT.match(role_arn)
-    if match and match.group(1) in rule.accounts:
+    if role_account(role_arn) in rule.accounts:
         return None
     if any(matches(pattern, role_arn) for pattern in rule.role_arns):
         return None

@@ -21,6 +21,8 @@ from trailkeeper.core.ownership import OwnerLiveness
 from trailkeeper.kube.config import GROUP, LAST_HANDLED, VERSION, Runtime, jittered_period
 from trailkeeper.kube.status_writer import StatusWriteError
 from trailkeeper.kube.tenancy_view import INDEX, NAMESPACES, labels_in, namespace_labels
+from trailkeeper.kube.topic_users import INDEX as TOPICS_INDEX
+from trailkeeper.kube.topic_users import topic_users, trails_by_topic
 from trailkeeper.metrics import outcome_of
 from trailkeeper.reconcile.passes import (
     Event,
@@ -218,7 +220,8 @@ def _run_trail(
 def _tenancy(runtime: Runtime, ref: ObjectRef, kwargs: Mapping[str, Any]) -> Tenancy:
     """The policy, owners and namespace labels a pass of `ref` is judged by, recorded for its timer."""
     labels = labels_in(kwargs, ref.namespace)
-    tenancy = Tenancy(runtime.tenancy_policy(), _liveness(kwargs["trail_specs"]), labels)
+    users = topic_users(kwargs, ref.namespace, ref.name)
+    tenancy = Tenancy(runtime.tenancy_policy(), _liveness(kwargs["trail_specs"]), labels, users)
     runtime.tenancy_inputs.record(ref.uid, tenancy)
     return tenancy
 
@@ -440,3 +443,4 @@ def register(registry: kopf.OperatorRegistry, tick: float) -> None:
     kopf.index(*RETENTIONS, id="retentions_by_trail", registry=registry)(retentions_by_trail)
     # Namespace labels, for the tenancy rules that select namespaces by label (kube/tenancy_view.py).
     kopf.index(*NAMESPACES, id=INDEX, registry=registry)(namespace_labels)
+    kopf.index(*TRAILS, id=TOPICS_INDEX, registry=registry)(trails_by_topic)

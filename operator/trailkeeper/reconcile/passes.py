@@ -20,6 +20,7 @@ from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.core.drift import FieldDiff
 from trailkeeper.core.ownership import OwnerLiveness, unknown_liveness
+from trailkeeper.core.shared_subscriptions import without_shared
 from trailkeeper.core.tenancy import trail_refusal
 from trailkeeper.reconcile.compliance import ComplianceReport, ComplianceSettings, PassEvaluation
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
@@ -99,6 +100,8 @@ class Tenancy:
     owner_alive: OwnerLiveness = unknown_liveness
     # The labels of the object's namespace, which rules with a namespaceSelector match (None: none).
     labels: Mapping[str, str] | None = None
+    # The specs of the other live Trails naming a topic (core/shared_subscriptions.py).
+    topic_users: Callable[[str], list[Any]] = lambda _topic: []
 
 
 NO_TENANCY = Tenancy()
@@ -412,6 +415,9 @@ def trail_deletion(
         # The policy no longer lets this Trail reach AWS: its deletion makes no call either.
         message = f"deleted; AWS resources retained, since {refusal}"
         return PassReport(status={}, events=[Event("Warning", "Forbidden", message)])
+    if spec.notifications is not None:
+        # A subscription another live Trail wants on the same topic is theirs too: it stays.
+        spec = without_shared(spec, tenancy.topic_users(spec.notifications.topic_name))
     try:
         request = TrailRequest(
             namespace=ref.namespace,
