@@ -84,7 +84,7 @@ def test_cloudtrail_defaults_follow_the_documented_quotas() -> None:
     assert rl.limit_for("cloudtrail", "GetTrailStatus") == ("cloudtrail:read", Rate(10.0, 10.0))
     assert rl.limit_for("cloudtrail", "ListTags")[0] == "cloudtrail:read"
     for write in ["CreateTrail", "UpdateTrail", "StartLogging", "PutEventSelectors", "AddTags"]:
-        assert rl.limit_for("cloudtrail", write) == ("cloudtrail:write", Rate(1.0, 2.0))
+        assert rl.limit_for("cloudtrail", write) == ("cloudtrail:write", Rate(1.0, 1.0))
     assert rl.limit_for("cloudtrail", "LookupEvents") == ("cloudtrail:lookupevents", Rate(2.0, 2.0))
     assert rl.limit_for("s3", "PutBucketPolicy")[0] == "s3"
     assert rl.limit_for("kms", "DescribeKey") == ("kms", Rate(10.0, 20.0))
@@ -144,7 +144,7 @@ def test_from_env_overrides_defaults() -> None:
     assert rl.limit_for("s3", "PutObject") == ("s3", None)
     assert rl.limit_for("logs", "DescribeLogGroups") == ("logs", Rate(3.0, 3.0))
     assert rl.limit_for("cloudtrail", "LookupEvents") == ("cloudtrail:lookupevents", Rate(1.0, 1.0))
-    assert rl.limit_for("cloudtrail", "CreateTrail") == ("cloudtrail:write", Rate(1.0, 2.0))
+    assert rl.limit_for("cloudtrail", "CreateTrail") == ("cloudtrail:write", Rate(1.0, 1.0))
 
 
 def test_from_env_service_level_replaces_the_finer_defaults() -> None:

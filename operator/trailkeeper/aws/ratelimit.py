@@ -58,8 +58,13 @@ class Rate:
 # documents, per account per region and not adjustable: get/describe/list APIs 10 TPS,
 # LookupEvents 2 TPS, ListInsightsMetricData 1 TPS, all other APIs (CreateTrail, UpdateTrail,
 # StartLogging, StopLogging, PutEventSelectors, PutInsightSelectors, AddTags, ...) 1 TPS.
-# The rates below are exactly those; the write burst of 2 lets the usual "update then start
-# logging" pair go out together, a throttle on the rare excess is absorbed by retries.
+# Shared, not per API: the guide gives one row, "Get, describe, and list APIs", for the whole
+# category and names the APIs it meters apart (LookupEvents, ListInsightsMetricData) in rows of
+# their own; nothing there says per API. So one read bucket serves every get/describe/list call of
+# an account and region, and one write bucket every other call: safe under either reading.
+# The rates below are exactly those, with no burst beyond one second's worth (AWS documents
+# none): a write burst of 2 ran one request ahead of a 1 TPS meter for the whole of an apply,
+# and every retry of the throttled one was throttled again (tests/support/quota.py).
 #
 # EC2 ("Request throttling for the Amazon EC2 API"): non-mutating actions such as
 # DescribeRegions have a bucket of 100 refilled at 20 per second; we stay at that refill rate.
@@ -69,7 +74,7 @@ class Rate:
 # GetCallerIdentity a minute; their limits only smooth out bursts from a mass resync.
 DEFAULT_RATES: Mapping[str, Rate | None] = {
     "cloudtrail:read": Rate(10.0, 10.0),
-    "cloudtrail:write": Rate(1.0, 2.0),
+    "cloudtrail:write": Rate(1.0, 1.0),
     "cloudtrail:lookupevents": Rate(2.0, 2.0),
     "cloudtrail:listinsightsmetricdata": Rate(1.0, 1.0),
     "ec2": Rate(20.0, 100.0),
