@@ -8,7 +8,8 @@ account, region and category, as the operator's limiter does (aws/ratelimit.py).
 bucket is answered `ThrottlingException` "Rate exceeded" in CloudTrail's JSON format, before moto sees it.
 
 Each bucket refills at the documented rate and holds at most one second of it (AWS documents no
-burst), with 50 ms of arrival jitter forgiven. ``throttled`` lists what was refused, for tests that check that no throttle reached a status.
+burst), with 50 ms of arrival jitter forgiven. ``throttled`` lists what was refused, for tests that
+check that no throttle reached a status; ``passed_by`` counts what went through, for floors.
 
     front = QuotaFront(LimitsFront(moto_app()))
     server = InProcessMotoServer(FaultInjector(front))
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +58,7 @@ class QuotaFront:
         # (account, region, category) -> (tokens, when last refilled)
         self._buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
         self._throttled: list[Throttle] = []
-        self._passed = 0
+        self._passed: Counter[tuple[str, str, str]] = Counter()
 
     @property
     def throttled(self) -> list[Throttle]:
@@ -67,13 +69,19 @@ class QuotaFront:
     def passed(self) -> int:
         """CloudTrail requests let through."""
         with self._lock:
-            return self._passed
+            return sum(self._passed.values())
+
+    def passed_by(self) -> Counter[tuple[str, str, str]]:
+        """CloudTrail requests let through by (account, region, category): the floor of a run is its
+        busiest bucket's count over that bucket's rate."""
+        with self._lock:
+            return Counter(self._passed)
 
     def clear(self) -> None:
         with self._lock:
             self._buckets.clear()
             self._throttled.clear()
-            self._passed = 0
+            self._passed.clear()
 
     def _take(self, key: tuple[str, str, str]) -> bool:
         rate = RATES[key[2]]
@@ -86,7 +94,7 @@ class QuotaFront:
                 self._throttled.append(Throttle(*key[:2], key[2]))
                 return False
             self._buckets[key] = (tokens - 1.0, now)
-            self._passed += 1
+            self._passed[key] += 1
             return True
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
