@@ -17,7 +17,6 @@ comply: it is left out or recorded so that its controls fail, and a note says wh
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trailkeeper.aws.buckets import PART_LOGGING, PART_POLICY, PART_PUBLIC_ACCESS_BLOCK, BucketClient
 from trailkeeper.aws.errors import AwsError, AwsFailure, classify, error_code
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
+from trailkeeper.aws.reads import Reads
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.core.observed_account import (
     ObservedAccountState,
@@ -102,31 +102,25 @@ class EnabledRegionsCache:
     """
 
     def __init__(
-        self, ttl_seconds: float = REGIONS_TTL_SECONDS, *, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl_seconds: float = REGIONS_TTL_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        reads: Reads | None = None,
     ) -> None:
         self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._answers: dict[str, tuple[float, _RegionsAnswer]] = {}
+        # Kept in the read layer (aws/reads.py), an hour being how old an answer of these may be.
+        self._reads = reads if reads is not None else Reads(ttl_seconds, clock)
 
     def get(self, account_id: str) -> _RegionsAnswer | None:
-        with self._lock:
-            entry = self._answers.get(account_id)
-            if entry is None:
-                return None
-            stored, answer = entry
-            if self._clock() - stored >= self.ttl_seconds:
-                del self._answers[account_id]
-                return None
-            return answer
+        entry = self._reads.peek(("enabled-regions", account_id), self.ttl_seconds)
+        return entry[1] if entry is not None else None
 
     def put(self, account_id: str, answer: _RegionsAnswer) -> None:
-        with self._lock:
-            self._answers[account_id] = (self._clock(), answer)
+        self._reads.put(("enabled-regions", account_id), answer)
 
     def clear(self) -> None:
-        with self._lock:
-            self._answers.clear()
+        self._reads.forget(("enabled-regions",))
 
 
 # --------------------------------------------------------------------------------------------------

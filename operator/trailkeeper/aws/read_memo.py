@@ -6,6 +6,7 @@ checks always ask AWS (they must see drift within their period) and leave their 
 observation takes those younger than its interval (it keeps its own result that long anyway), and asks
 AWS only for the rest. Answers are kept and given only inside a `scope`; any write through a client of the
 same account and service forgets that service's answers at once, so nothing is read past its own writes.
+The answers are kept in the read layer (aws/reads.py) under its freshness rule.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from trailkeeper.aws.reads import Reads
+
 # The reads both askers make, by (service, operation). Everything else always goes to AWS.
 MEMOIZED = frozenset(
     {
@@ -27,16 +30,14 @@ MEMOIZED = frozenset(
     }
 )
 
-Key = tuple[str, str, str, str, str, str]
+Key = tuple[str, str, str, str, str, str, str]
 
 
 class ReadMemo:
     """Thread-safe; the scope (and its maximum age) is per thread, as each pass runs in one thread."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: dict[Key, tuple[float, Any, dict[str, Any]]] = {}
+    def __init__(self, reads: Reads | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._reads = reads if reads is not None else Reads(clock=clock)
         self._local = threading.local()
 
     @contextmanager
@@ -59,27 +60,24 @@ class ReadMemo:
         # The full URL: S3 names the bucket in the host name (virtual-hosted style), not in the path. The
         # region too: with one endpoint for every region (a proxy, moto) the URL does not name it.
         where = str(request.get("url") or f"{request.get('url_path', '')}?{request.get('query_string', '')}")
-        return (account, service, region, operation, where, text)
+        return ("call", account, service, region, operation, where, text)
 
     def lookup(self, key: Key) -> tuple[Any, dict[str, Any]] | None:
         max_age = getattr(self._local, "max_age", None)
         if max_age is None:
             return None
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or self._clock() - entry[0] >= max_age:
-                return None
-            # Callers may change what they are given: each gets its own copy.
-            return entry[1], copy.deepcopy(entry[2])
+        entry = self._reads.peek(key, max_age)
+        if entry is None:
+            return None
+        http_response, parsed = entry[1]
+        # Callers may change what they are given: each gets its own copy.
+        return http_response, copy.deepcopy(parsed)
 
     def store(self, key: Key, http_response: Any, parsed: dict[str, Any]) -> None:
         if getattr(self._local, "max_age", None) is None:
             return
-        with self._lock:
-            self._entries[key] = (self._clock(), http_response, copy.deepcopy(parsed))
+        self._reads.put(key, (http_response, copy.deepcopy(parsed)))
 
     def forget(self, account: str, service: str) -> None:
         """A write in `account` through `service`: none of that service's answers holds any more."""
-        with self._lock:
-            for key in [k for k in self._entries if k[0] == account and k[1] == service]:
-                del self._entries[key]
+        self._reads.forget(("call", account, service))

@@ -38,6 +38,7 @@ from trailkeeper.aws.calls import OUTCOME_OK, AwsCall, CallRecorder, is_mutating
 from trailkeeper.aws.errors import UNPARSABLE_ANSWERS, note_operation
 from trailkeeper.aws.ratelimit import RateLimiter, RateLimitTimeoutError
 from trailkeeper.aws.read_memo import ReadMemo
+from trailkeeper.aws.reads import Reads
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSResponse
@@ -311,8 +312,11 @@ class AwsSessions:
         )
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter.from_env()
         self.recorder = recorder
-        # Shared read answers; used only inside `memo.scope(...)` (the operator's drift checks).
-        self.memo = ReadMemo()
+        # The read layer (aws/reads.py), one per process: the reconciles' shared reads, the answers drift
+        # checks leave for the compliance observation (`memo`, used only inside `memo.scope(...)`), the
+        # observations and the enabled regions all live in it.
+        self.reads = Reads()
+        self.memo = ReadMemo(self.reads)
         self.max_attempts = max_attempts
         self.rate_limit_timeout = rate_limit_timeout
         self.role_duration_seconds = role_duration_seconds

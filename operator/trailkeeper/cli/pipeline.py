@@ -60,7 +60,8 @@ def run_manifests(
 
     No cluster is there to say whether the Trail an owner tag names still exists: an owned trail is
     taken over only with `force_adopt` (and `adopt: true` in its manifest)."""
-    shared = Shared()
+    # Every manifest of the run reads through the one read layer of `sessions` (aws/reads.py).
+    shared = Shared(cache=sessions.reads)
     ordered = sorted(manifests, key=lambda m: (m.kind != "Trail", m.namespace, m.name))
     for manifest in ordered:
         result = ObjectResult(manifest.ref)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from trailkeeper.api import GROUP as GROUP  # noqa: PLC0414 (re-exported)
 from trailkeeper.api import VERSION as VERSION  # noqa: PLC0414 (re-exported)
 from trailkeeper.api.tenancy import TenancyPolicy
+from trailkeeper.aws.account_state import EnabledRegionsCache
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.kube.dependents import DependentRuns
 from trailkeeper.kube.tenancy_view import TenancyInputs
@@ -96,5 +97,8 @@ class Runtime:
         self.shared.resync_scale = self.config.resync_scale
         self.compliance.enabled_regions = self.config.compliance_regions or None
         self.compliance.interval_seconds = self.config.compliance_interval
+        # One read layer for the process (aws/reads.py): shared reads, compliance observations, regions.
+        self.shared.cache = self.compliance.reads = self.sessions.reads
+        self.compliance.region_cache = EnabledRegionsCache(reads=self.sessions.reads)
         if self.sessions.recorder is not None:
             self.sessions.recorder.add_listener(self.metrics.on_aws_call)

@@ -7,8 +7,7 @@ every Trail in it for a while (the compliance interval), and dropped as soon as 
 
 from __future__ import annotations
 
-import threading
-import time
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.account_state import AccountObservation, EnabledRegionsCache, observe_account
 from trailkeeper.aws.errors import classify
+from trailkeeper.aws.reads import Reads
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.core.compliance import (
     MONITORING_CONTROLS,
@@ -40,14 +40,11 @@ class ComplianceSettings:
     # evaluated again at its next drift check, over a fresh observation.
     interval_seconds: float = 300.0
     region_cache: EnabledRegionsCache = field(default_factory=EnabledRegionsCache)
-    clock: Callable[[], float] = time.monotonic
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _observations: dict[str, tuple[float, AccountObservation]] = field(default_factory=dict)
-    _loading: dict[str, threading.Lock] = field(default_factory=dict)
+    # The read layer the observations are kept in (aws/reads.py), under the interval as their maximum age.
+    reads: Reads = field(default_factory=Reads)
 
     def invalidate(self, account_key: str) -> None:
-        with self._lock:
-            self._observations.pop(account_key, None)
+        self.reads.invalidate(_observation_key(account_key))
 
     def observation(
         self, account_key: str, own_arns: set[str], load: Callable[[], AccountObservation]
@@ -58,34 +55,38 @@ class ComplianceSettings:
         an older observation already shows their trails, which they take instead of waiting (it is at
         most one interval older than the one being made).
         """
-        with self._lock:
-            cached = self._observations.get(account_key)
-            if cached is not None and self._fresh(cached) and self._covers(cached, own_arns):
-                return cached[1]
-            loading = self._loading.setdefault(account_key, threading.Lock())
-        if cached is not None and self._covers(cached, own_arns):
-            if not loading.acquire(blocking=False):
-                return cached[1]
-        else:
+        key = _observation_key(account_key)
+        cached = self._covering(key, own_arns, self.interval_seconds)
+        if cached is not None:
+            return cached
+        older = self._covering(key, own_arns, math.inf)
+        loading = self.reads.loader(key)
+        if older is None:
             loading.acquire()
+        elif not loading.acquire(blocking=False):
+            return older
         try:
-            with self._lock:
-                cached = self._observations.get(account_key)
-                if cached is not None and self._fresh(cached) and self._covers(cached, own_arns):
-                    return cached[1]
+            cached = self._covering(key, own_arns, self.interval_seconds)
+            if cached is not None:
+                return cached
             fresh = load()
-            with self._lock:
-                self._observations[account_key] = (self.clock(), fresh)
+            self.reads.put(key, fresh)
             return fresh
         finally:
             loading.release()
 
-    def _fresh(self, cached: tuple[float, AccountObservation]) -> bool:
-        return self.clock() - cached[0] < self.interval_seconds
+    def _covering(
+        self, key: tuple[str, str], own_arns: set[str], max_age: float
+    ) -> AccountObservation | None:
+        entry = self.reads.peek(key, max_age)
+        if entry is None:
+            return None
+        observation: AccountObservation = entry[1]
+        return observation if own_arns <= {trail.arn for trail in observation.state.trails} else None
 
-    @staticmethod
-    def _covers(cached: tuple[float, AccountObservation], own_arns: set[str]) -> bool:
-        return own_arns <= {trail.arn for trail in cached[1].state.trails}
+
+def _observation_key(account_key: str) -> tuple[str, str]:
+    return ("account-observation", account_key)
 
 
 @dataclass(frozen=True)

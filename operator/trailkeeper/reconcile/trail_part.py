@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from trailkeeper.aws.errors import UnexpectedAnswerError, error_code
+from trailkeeper.aws.reads import CHANGE_READ_MAX_AGE
 from trailkeeper.aws.trails import TrailClient
 from trailkeeper.core.drift import FieldDiff, Fix, diff_tags, diff_trail
 from trailkeeper.core.naming import OWNER_TAG
@@ -23,9 +24,6 @@ from trailkeeper.core.trail_settings import DesiredTrail
 from trailkeeper.reconcile.errors import RegionFailure
 from trailkeeper.reconcile.parts import Observation, PassContext, apply_tags
 from trailkeeper.reconcile.shared import Change
-
-# How old a shared read a change pass may act on (seconds).
-CHANGE_READ_MAX_AGE = 2.0
 
 
 def trail_client(context: PassContext, region: str) -> TrailClient:
