@@ -89,6 +89,9 @@ REQUIRED_OPERATIONS: Final[dict[str, set[str]]] = {
         "Subscribe",
         "SetSubscriptionAttributes",
         "Unsubscribe",
+        # spec.tags follow on the topics trailkeeper made.
+        "TagResource",
+        "UntagResource",
     },
     "sts": {"GetCallerIdentity", "AssumeRole"},
     # A Trail's kmsKeyId given as an alias is resolved to the key ARN CloudTrail reports.
