@@ -178,6 +178,8 @@ class InProcessMotoServer(_Server):
         self.url = f"http://{self.host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-faults", daemon=True)
         self._thread.start()
+        # moto keeps its backends in this process: another server's AWS would still be there.
+        self.reset()
 
     def stop(self) -> None:
         server, self._server = self._server, None
