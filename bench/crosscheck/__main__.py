@@ -1,4 +1,5 @@
-"""`python -m bench.crosscheck`: for each scenario, a reset moto account made with boto3, judged by
+"""`python -m bench.crosscheck`: for each scenario, a reset moto account made with boto3 (or, `applied`, by
+`trailkeeper apply`), judged by
 `trailkeeper audit` and by Prowler's checks of the same controls; prints both verdicts per control and
 whether they agree. Exit 0 whatever the verdicts (the table is the result); 1 when a tool could not run."""
 
@@ -63,7 +64,8 @@ def _run(
     import boto3
     from botocore.config import Config
 
-    from bench.crosscheck import prowler, scenarios, verdicts
+    from bench.crosscheck import applied, prowler, scenarios, verdicts
+    from support.cis_moto import MfaDeleteFront
     from support.cloudwatch_delivery import CloudWatchDeliveryFront
     from support.faults import FaultInjector, moto_app
     from support.moto_server import InProcessMotoServer
@@ -74,7 +76,8 @@ def _run(
     # Any: boto3's stubs type client() per literal service name.
     session: Any = boto3.session.Session()
     rows: list[verdicts.Row] = []
-    with InProcessMotoServer(FaultInjector(front)) as moto:
+    # MFA Delete is kept only when the root user's MFA header is sent (the applied scenario sends it).
+    with InProcessMotoServer(FaultInjector(MfaDeleteFront(front))) as moto:
 
         def client(service: str, region: str) -> Any:
             return session.client(service, region_name=region, endpoint_url=moto.url, config=config)
@@ -83,9 +86,20 @@ def _run(
             started = time.monotonic()
             moto.reset()
             front.clear()
-            with s3control_on_endpoint_host():
-                buckets = scenarios.build(scenario.layout, client, front)
             env = _tool_env()
+            if scenario.applied:
+                apply = [
+                    *_trailkeeper(),
+                    "apply",
+                    "--aws-endpoint-url",
+                    moto.url,
+                    "--aws-region",
+                    scenarios.HOME,
+                ]
+                buckets = applied.build(client, apply, workdir / scenario.name, _proxied(env, moto.url))
+            else:
+                with s3control_on_endpoint_host():
+                    buckets = scenarios.build(scenario.layout, client, front)
             audit = _audit(moto.url, env)
             entries = verdicts.parse_audit_json(audit)
             checks = sorted({c for e in entries for c in verdicts.checks_for(e.control, e.cis, maps)})
@@ -122,20 +136,29 @@ def _audit(endpoint: str, env: dict[str, str]) -> str:
     `<account>.<endpoint host>`: the endpoint is also its HTTP proxy (see prowler.run_prowler)."""
     from bench.crosscheck.scenarios import HOME, REGIONS
 
-    program = Path(sys.executable).parent / "trailkeeper"
-    if not program.exists():
-        program = REPO / ".venv" / "bin" / "trailkeeper"
-    command = [str(program), "audit", "--format", "json", "--regions", ",".join(REGIONS)]
+    command = [*_trailkeeper(), "audit", "--format", "json", "--regions", ",".join(REGIONS)]
     command += ["--aws-endpoint-url", endpoint, "--aws-region", HOME]
-    environment = {**env, "HTTP_PROXY": endpoint, "http_proxy": endpoint}
-    for name in ("NO_PROXY", "no_proxy"):
-        environment.pop(name, None)
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, env=_proxied(env, endpoint), capture_output=True, text=True, check=False)
     if done.returncode not in (0, 3):
         raise RuntimeError(f"trailkeeper audit exited {done.returncode}: {done.stderr}")
     if done.stderr.strip():
         print(done.stderr.strip(), file=sys.stderr)
     return done.stdout
+
+
+def _trailkeeper() -> list[str]:
+    program = Path(sys.executable).parent / "trailkeeper"
+    if not program.exists():
+        program = REPO / ".venv" / "bin" / "trailkeeper"
+    return [str(program)]
+
+
+def _proxied(env: dict[str, str], endpoint: str) -> dict[str, str]:
+    """`env` with the endpoint as HTTP proxy, so s3control calls to `<account>.<endpoint host>` reach it."""
+    environment = {**env, "HTTP_PROXY": endpoint, "http_proxy": endpoint}
+    for name in ("NO_PROXY", "no_proxy"):
+        environment.pop(name, None)
+    return environment
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The accounts the cross-check audits, each made with boto3 on a freshly reset moto.
+"""The accounts the cross-check audits, each made on a freshly reset moto: with boto3, or (`applied`) by
+`trailkeeper apply` of a Trail manifest (applied.py).
 
 Every scenario starts from one layout that passes what moto can show (a logging multi-region trail with
 log file validation, KMS, read and write management events and S3 data events, a versioned log bucket
@@ -59,6 +60,8 @@ class Scenario:
     name: str
     summary: str
     layout: Layout
+    # True: made by `trailkeeper apply` of a Trail with spec.monitoring (applied.py); `layout` unused.
+    applied: bool = False
 
 
 BASE = Layout()
@@ -96,6 +99,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("no-delivery", "log group with no delivery yet", replace(BASE, delivery_age=None)),
     Scenario("unsubscribed", "alarm topic without a subscription", replace(BASE, subscribed=False)),
+    Scenario(
+        "applied",
+        "`trailkeeper apply` of a Trail with spec.monitoring; by hand only access logging and MFA Delete",
+        BASE,
+        applied=True,
+    ),
 )
 
 
