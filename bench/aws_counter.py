@@ -9,7 +9,9 @@ with the emulated Kubernetes API in the bench process; the bench reads the count
 * ``POST /moto-api/reset``         moto's own: forget every resource
 
 A request is the operator's when its User-Agent carries ``trailkeeper/`` (``AwsSessions`` adds it to
-every client); anything else (the bench's raw boto3 floor) is counted as ``other``.
+every client); anything else (the bench's raw boto3 floor) is counted as ``other``. Behind the counter,
+moto answers behind the tests' limits front (``tests/support/limits.py``): AWS's hard limits (5 trails per
+region per account, policy sizes, tags, selectors) are enforced as AWS enforces them.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def serve(host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     from support.faults import moto_app
+    from support.limits import LimitsFront
 
     class QuietHandler(MotoRequestHandler):
         """No line on stderr for each of thousands of requests."""
@@ -112,7 +115,9 @@ def serve(host: str, port: int) -> None:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             return None
 
-    server = make_server(host, port, CountingApp(moto_app()), threaded=True, request_handler=QuietHandler)
+    server = make_server(
+        host, port, CountingApp(LimitsFront(moto_app())), threaded=True, request_handler=QuietHandler
+    )
     print(f"http://{host}:{server.server_port}", flush=True)
     server.serve_forever()
 

@@ -16,6 +16,8 @@ class BenchConfig:
     fleet_resync_scale: float
     create_passes: int
     ready_timeout: float
+    # The fleet's Trails per account (AWS allows 5 per region; an organization has one or a few each).
+    trails_per_account: int = 1
     # The operator's default --max-workers: the raw-boto3 floor of the burst uses as many threads.
     workers: int = 16
     # The first apply of a stage also pays for the operator's start and its first AWS clients.
@@ -40,7 +42,8 @@ QUICK = BenchConfig(
     mode="quick",
     latency_runs=5,
     burst_trails=20,
-    fleet_resync_seconds=100,
+    # 20 accounts' Trails get Ready over about 10 s: a 20 s period keeps the sweep window clean.
+    fleet_resync_seconds=200,
     fleet_resync_scale=0.1,
     create_passes=5,
     ready_timeout=60.0,

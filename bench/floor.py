@@ -2,14 +2,17 @@
 
 No observe, no diff, no kopf, no Kubernetes: the same writes the operator makes to create a bench Trail,
 and the minimum reads of a drift sweep, straight at the same moto server. What the operator takes beyond
-these is its own cost; on moto, these floors are mostly moto's and botocore's time.
+these is its own cost; on moto, these floors are mostly moto's and botocore's time. Work in another
+account starts as the operator's does: one STS AssumeRole into the account's bench role, and clients
+acting with those credentials.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -17,52 +20,82 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bench.fleet import REGIONS, FleetShape
+from bench.fleet import OWN_ACCOUNT, REGIONS, FleetShape, role_arn
 from trailkeeper.core.bucket_share import BucketShare, desired_bucket_policy
 from trailkeeper.core.naming import OWNER_TAG, lifecycle_rule_id
 from trailkeeper.core.topic_policy import desired_topic_policy
 
-ACCOUNT = "123456789012"
-
 
 class RawClients:
-    """One plain boto3 client per (service, region); thread-safe, as boto3 clients are."""
+    """One plain boto3 client per (service, region) acting in one account; thread-safe, as boto3 clients
+    are (their creation is serialised: a boto3 session is not)."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, session: boto3.session.Session | None = None) -> None:
         self.endpoint = endpoint
-        self._session = boto3.session.Session()
+        self._session = session or boto3.session.Session()
         self._clients: dict[tuple[str, str], Any] = {}
+        self._accounts: dict[str, RawClients] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, service: str, region: str) -> Any:
         key = (service, region)
-        if key not in self._clients:
-            # Path-style S3: a local endpoint has no per-bucket host names.
-            config = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1})
-            make: Callable[..., Any] = self._session.client
-            self._clients[key] = make(service, region_name=region, endpoint_url=self.endpoint, config=config)
-        return self._clients[key]
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with self._lock:
+            if key not in self._clients:
+                # Path-style S3: a local endpoint has no per-bucket host names.
+                config = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1})
+                make: Callable[..., Any] = self._session.client
+                self._clients[key] = make(
+                    service, region_name=region, endpoint_url=self.endpoint, config=config
+                )
+            return self._clients[key]
 
-    def warm(self) -> None:
+    def for_account(self, account: str) -> RawClients:
+        """The clients acting in `account`: these for the own account, else after one AssumeRole into
+        the account's bench role (made on first use, then kept)."""
+        if account == OWN_ACCOUNT:
+            return self
+        with self._lock:
+            found = self._accounts.get(account)
+        if found is not None:
+            return found
+        credentials = self("sts", REGIONS[0]).assume_role(RoleArn=role_arn(account), RoleSessionName="bench")[
+            "Credentials"
+        ]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        with self._lock:
+            return self._accounts.setdefault(account, RawClients(self.endpoint, session))
+
+    def warm(self, accounts: Sequence[str] = (OWN_ACCOUNT,)) -> None:
         """Make every client before timing anything: the operator's are made once per process too."""
-        for region in REGIONS:
-            for service in ("s3", "sns", "cloudtrail"):
-                self(service, region)
+        for account in accounts:
+            clients = self.for_account(account)
+            for region in REGIONS:
+                for service in ("s3", "sns", "cloudtrail"):
+                    clients(service, region)
 
 
 def _bucket(name: str, region: str) -> str:
     return f"bench-{name}-{region}"
 
 
-def create_trail_set(clients: RawClients, name: str) -> int:
-    """The writes that make one bench Trail and its LogRetention, in the operator's order; the number of
-    calls made."""
+def create_trail_set(clients: RawClients, name: str, account: str = OWN_ACCOUNT) -> int:
+    """The writes that make one bench Trail and its LogRetention in `account`, in the operator's order;
+    the number of calls made."""
+    clients = clients.for_account(account)
     owner = f"default/{name}"
     tags = {OWNER_TAG: owner}
     calls = 0
     for region in REGIONS:
         s3, sns, cloudtrail = clients("s3", region), clients("sns", region), clients("cloudtrail", region)
         bucket = _bucket(name, region)
-        trail_arn = f"arn:aws:cloudtrail:{region}:{ACCOUNT}:trail/{name}"
+        trail_arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"
         create: dict[str, Any] = {"Bucket": bucket}
         if region != "us-east-1":
             create["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -88,7 +121,7 @@ def create_trail_set(clients: RawClients, name: str) -> int:
         )
         policy = desired_bucket_policy(
             owner=owner,
-            share=BucketShare(bucket, "", ACCOUNT, name),
+            share=BucketShare(bucket, "", account, name),
             trail_arns=[trail_arn],
             source_accounts=[],
             organization_id=None,
@@ -133,41 +166,58 @@ def create_trail_set(clients: RawClients, name: str) -> int:
     return calls
 
 
+def delete_trail_set(clients: RawClients, name: str, account: str = OWN_ACCOUNT) -> None:
+    """Delete the trails `create_trail_set` made (untimed): they hold 2 of the account's 5 slots."""
+    clients = clients.for_account(account)
+    for region in REGIONS:
+        clients("cloudtrail", region).delete_trail(Name=name)
+
+
 @dataclass(frozen=True)
 class FloorRun:
     seconds: float
     calls: int
 
 
-def create_floor(clients: RawClients, names: Sequence[str], workers: int) -> FloorRun:
-    """Create every named Trail set with `workers` threads (the operator's worker count)."""
+def create_floor(clients: RawClients, accounts: Mapping[str, str], workers: int) -> FloorRun:
+    """Create the Trail set of every name in its account (`accounts`: name -> account) with `workers`
+    threads (the operator's worker count); an account's AssumeRole and clients are made on its first
+    use, inside the time, as the operator's are. Calls counted: the writes and one AssumeRole per
+    account other than the own."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        calls = sum(pool.map(lambda n: create_trail_set(clients, n), names))
-    return FloorRun(time.perf_counter() - started, calls)
+        calls = sum(pool.map(lambda n: create_trail_set(clients, n, accounts[n]), accounts))
+    roles = len(set(accounts.values()) - {OWN_ACCOUNT})
+    return FloorRun(time.perf_counter() - started, calls + roles)
 
 
-def sweep_floor(clients: RawClients, names: Sequence[str]) -> FloorRun:
-    """The minimum reads of one drift sweep over the named bench Trails (see FleetShape), one after
-    another, as the sequential in-process sweep it is compared with."""
+def sweep_floor(clients: RawClients, accounts: Mapping[str, str]) -> FloorRun:
+    """The minimum reads of one drift sweep over the named bench Trails in their accounts (`accounts`:
+    name -> account; see FleetShape), one after another, as the sequential in-process sweep it is
+    compared with: one DescribeTrails per account and region, then each Trail's own reads."""
+    owned = sorted(set(accounts.values()))
+    clients.warm(owned)
     started = time.perf_counter()
     calls = 0
-    for region in REGIONS:
-        clients("cloudtrail", region).describe_trails(includeShadowTrails=True)
-        calls += 1
-    for name in names:
+    for account in owned:
         for region in REGIONS:
-            cloudtrail, s3, sns = clients("cloudtrail", region), clients("s3", region), clients("sns", region)
-            arn = f"arn:aws:cloudtrail:{region}:{ACCOUNT}:trail/{name}"
+            clients.for_account(account)("cloudtrail", region).describe_trails(includeShadowTrails=True)
+            calls += 1
+    for name, account in accounts.items():
+        of_account = clients.for_account(account)
+        for region in REGIONS:
+            cloudtrail, s3 = of_account("cloudtrail", region), of_account("s3", region)
+            sns = of_account("sns", region)
+            arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"
             cloudtrail.get_trail_status(Name=arn)
             cloudtrail.get_event_selectors(TrailName=arn)
             bucket = _bucket(name, region)
             s3.get_bucket_policy(Bucket=bucket)
             s3.get_bucket_lifecycle_configuration(Bucket=bucket)
-            topic = f"arn:aws:sns:{region}:{ACCOUNT}:bench-{name}"
+            topic = f"arn:aws:sns:{region}:{account}:bench-{name}"
             sns.get_topic_attributes(TopicArn=topic)
             sns.list_subscriptions_by_topic(TopicArn=topic)
             calls += 6
-    expected = sum(FleetShape(len(names)).minimum_sweep_calls().values())
+    expected = sum(FleetShape(len(accounts), accounts=len(owned)).minimum_sweep_calls().values())
     assert calls == expected, f"the sweep floor made {calls} calls, the minimum is {expected}"
     return FloorRun(time.perf_counter() - started, calls)

@@ -175,6 +175,15 @@ class Stage:
         assert self.cluster is not None
         self.cluster.apply(kind, name, spec)
 
+    def delete(self, kind: str, name: str) -> None:
+        assert self.cluster is not None
+        self.cluster.delete(kind, name)
+
+    def gone(self, kind: str, name: str) -> bool:
+        """Whether the object is gone from the API server (its finalizer removed, its AWS side deleted)."""
+        assert self.cluster is not None
+        return self.cluster.get(kind, name) is None
+
     def list_objects(self, kind: str) -> list[dict[str, Any]]:
         assert self.cluster is not None
         items: list[dict[str, Any]] = self.cluster.request("GET", self.cluster.path(kind)).get("items") or []

@@ -155,7 +155,8 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
         ],
         ["  first apply after start (not in p50)", _s(latency.cold_all_ready), "", ""],
         [
-            f"burst of {burst.trails} Trails (+{burst.trails} LogRetentions): all Trails Ready",
+            f"burst of {burst.trails} Trails (+{burst.trails} LogRetentions) in {burst.accounts} accounts: "
+            "all Trails Ready",
             _s(burst.trails_ready_seconds),
             f"raw boto3, 16 threads {_s(burst.floor_seconds)}",
             _x(burst.ratio_to_floor),
@@ -222,7 +223,8 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
         [
             "  DescribeTrails in the sweep",
             str(describe_trails_count(sweep)),
-            "minimum 2 (one per region)",
+            f"minimum {sweep.minimum_by_operation.get('cloudtrail:DescribeTrails', 0)} "
+            "(one per account and region)",
             "",
         ],
         [
@@ -236,6 +238,12 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
             f"{_s(overhead.create_pass.wall_seconds)} / {_s(overhead.create_pass.aws_seconds)}",
             f"{overhead.create_pass.passes} passes, in-process",
             _x(overhead.create_pass.ratio),
+        ],
+        [
+            "  a new account: AssumeRole and its clients (timed apart)",
+            _s(overhead.account_setup_seconds),
+            "",
+            "",
         ],
         [
             "  drift sweep in-process vs raw boto3 minimum reads",

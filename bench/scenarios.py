@@ -23,10 +23,20 @@ from bench.fleet import (
     REGIONS,
     FleetShape,
     retention_spec,
+    role_arn,
+    spread,
+    tenancy_policy,
     trail_name,
     trail_spec,
 )
-from bench.floor import FloorRun, RawClients, create_floor, create_trail_set, sweep_floor
+from bench.floor import (
+    FloorRun,
+    RawClients,
+    create_floor,
+    create_trail_set,
+    delete_trail_set,
+    sweep_floor,
+)
 from bench.harness import (
     MetricsSample,
     Stage,
@@ -40,9 +50,17 @@ from bench.watch import Key
 from support.moto_server import free_port
 from trailkeeper.aws.calls import CallRecorder, is_mutating
 from trailkeeper.aws.ratelimit import RateLimiter
-from trailkeeper.aws.session import AwsSessions
+from trailkeeper.aws.session import AccountRef, AwsSessions, role_session_name
 from trailkeeper.reconcile.passes import ObjectRef, PassReport, retention_pass, trail_pass
 from trailkeeper.reconcile.shared import Shared
+
+# Account indexes of the in-process create passes and of their raw boto3 floor (the fleet's are 0 on):
+# each set in accounts of its own, with free trail slots.
+INPROC_ACCOUNTS = 800
+INPROC_FLOOR_ACCOUNTS = 900
+
+# The services a Trail's or LogRetention's passes call in its account (the compliance evaluation too).
+ACCOUNT_SERVICES = ("cloudtrail", "s3", "sns", "s3control", "ec2", "cloudwatch", "logs")
 
 # A Trail that is invalid on purpose: the operator answers it without calling AWS, so its InvalidSpec
 # status says the operator is up and watching, without adding AWS work to what is measured.
@@ -81,6 +99,18 @@ def _wait_operator_up(stage: Stage, timeout: float) -> None:
     stage.cluster.wait_condition("Trail", PROBE, "Ready", "False", reason="InvalidSpec", timeout=timeout)
 
 
+def _delete_and_wait(stage: Stage, keys: list[Key], timeout: float) -> None:
+    """Delete the objects (deletionPolicy Delete: their trails go from AWS) and wait until they are gone,
+    so the next run finds a free trail slot (AWS allows 5 per region per account)."""
+    for kind, _, name in keys:
+        stage.delete(kind, name)
+    deadline = time.monotonic() + timeout
+    while not all(stage.gone(kind, name) for kind, _, name in keys):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{[k[2] for k in keys]} not deleted within {timeout} s")
+        time.sleep(0.1)
+
+
 def _wait_ready(stage: Stage, keys: list[Key], timeout: float, what: str) -> None:
     assert stage.watcher is not None
     watcher = stage.watcher
@@ -108,22 +138,28 @@ class LatencyResult:
     mutating_calls_per_apply: float
     trail_ready: list[float] = field(default_factory=list)
     all_ready: list[float] = field(default_factory=list)
+    # Mean calls of one apply, by operation.
+    calls_by_operation: dict[str, float] = field(default_factory=dict)
 
 
 def measure_latency(
     moto: CountingMoto, config: BenchConfig, workdir: Path, operator_src: Path | None = None
 ) -> LatencyResult:
     """Apply a Trail and its LogRetention together (as `kubectl apply -f dir/` does) and time until the
-    Trail is Ready and until both are; one run after another, each with new names."""
+    Trail is Ready and until both are; one run after another, each with new names, in the operator's own
+    account. After each run, outside the time, both are deleted (deletionPolicy Delete) and waited for
+    until gone: at most one bench Trail is alive, within AWS's 5 trails per region per account."""
     moto.reset_aws()
     clients = RawClients(moto.url)
     clients.warm()
     create_trail_set(clients, "floor-warm")
+    delete_trail_set(clients, "floor-warm")
     floors = []
     for run in range(config.latency_runs):
         started = time.perf_counter()
         create_trail_set(clients, f"floor-lat-{run:02d}")
         floors.append(time.perf_counter() - started)
+        delete_trail_set(clients, f"floor-lat-{run:02d}")
     moto.reset_aws()
 
     trail_ready: list[float] = []
@@ -139,20 +175,22 @@ def measure_latency(
             keys = _keys([name])
             before = moto.counts()
             started = time.monotonic()
-            stage.apply("Trail", name, trail_spec(name))
-            stage.apply("LogRetention", name, retention_spec(name))
+            stage.apply("Trail", name, trail_spec(name, delete=True))
+            stage.apply("LogRetention", name, retention_spec(name, delete=True))
             _wait_ready(stage, keys, config.ready_timeout, f"apply of {name}")
             trail_at = stage.watcher.timeline(keys[0]).ready_at
             both_at = max(stage.watcher.timeline(k).ready_at or math.inf for k in keys)
             assert trail_at is not None
             # The last status write is the end of the work; what follows (Events) costs no AWS call.
             time.sleep(0.2)
+            after = moto.counts()
+            _delete_and_wait(stage, keys, config.ready_timeout)
             if run < config.warmup_runs:
                 cold = both_at - started
                 continue
             trail_ready.append(trail_at - started)
             all_ready.append(both_at - started)
-            calls.append(calls_between(before, moto.counts()))
+            calls.append(calls_between(before, after))
         stage.kill_operator()
     floor_p50 = statistics.median(floors)
     all_p50 = statistics.median(all_ready)
@@ -169,6 +207,7 @@ def measure_latency(
         mutating_calls_per_apply=statistics.mean(_mutating(c) for c in calls),
         trail_ready=trail_ready,
         all_ready=all_ready,
+        calls_by_operation={op: n / len(calls) for op, n in _by_operation(sum(calls, Counter())).items()},
     )
 
 
@@ -179,6 +218,7 @@ def measure_latency(
 class BurstResult:
     trails: int
     objects: int
+    accounts: int
     trails_ready_seconds: float
     all_ready_seconds: float
     floor_seconds: float
@@ -268,6 +308,8 @@ class OverheadResult:
     metrics_reconciles: float | None
     metrics_seconds_per_reconcile: float | None
     compliance_observation: PassTiming | None
+    # Seconds to assume a new account's role and make its clients (once per account and session name).
+    account_setup_seconds: float = math.nan
 
 
 @dataclass
@@ -286,22 +328,29 @@ def measure_fleet(
 ) -> FleetResult:
     names = [trail_name(i) for i in range(config.burst_trails)]
     keys = _keys(names)
+    accounts = spread(names, config.trails_per_account)
 
     # The floor first, on an empty moto, then moto emptied again for the operator.
     moto.reset_aws()
     clients = RawClients(moto.url)
     clients.warm()
-    burst_floor = create_floor(clients, [f"floor-{n}" for n in names], config.workers)
+    floor_accounts = spread([f"floor-{n}" for n in names], config.trails_per_account)
+    burst_floor = create_floor(clients, floor_accounts, config.workers)
     moto.reset_aws()
+    clients = RawClients(moto.url)  # the assumed credentials died with moto's reset
+    clients.warm()
 
     metrics_port = free_port()
-    extra: tuple[str, ...] = ()
+    # The operator may assume the fleet's roles: the cluster admins' tenancy policy says so.
+    policy = workdir / "tenancy.yaml"
+    policy.write_text(tenancy_policy(), encoding="utf-8")
+    extra: tuple[str, ...] = ("--tenancy-policy", str(policy))
     compliance_interval: float | None = None
     if "--compliance-interval" in run_options(operator_src):
         # Compliance is evaluated per interval as drift is checked per resync period; both default to
         # 300 s, so the bench scales the interval with the period to keep their proportion.
         compliance_interval = config.fleet_period
-        extra = ("--compliance-interval", str(compliance_interval))
+        extra += ("--compliance-interval", str(compliance_interval))
     stage = Stage(
         moto,
         workdir,
@@ -313,11 +362,11 @@ def measure_fleet(
     )
     with stage.running():
         _wait_operator_up(stage, config.ready_timeout)
-        burst = _burst(stage, moto, config, names, keys, burst_floor, metrics_port)
+        burst = _burst(stage, moto, config, accounts, keys, burst_floor, metrics_port)
         # The first sweep after the burst is every Trail's first compliance evaluation, with nothing to
         # share yet; the steady state is the sweep after it.
-        first, _ = _sweep(stage, moto, config, names, keys, metrics_port)
-        sweep, metrics = _sweep(stage, moto, config, names, keys, metrics_port)
+        first, _ = _sweep(stage, moto, config, accounts, keys, metrics_port)
+        sweep, metrics = _sweep(stage, moto, config, accounts, keys, metrics_port)
         sweep.first_sweep_calls = first.calls
         sweep.first_sweep_valid = first.valid
         sweep.compliance_interval_seconds = compliance_interval
@@ -325,7 +374,7 @@ def measure_fleet(
         stage.kill_operator()
         trails = {o["metadata"]["name"]: o for o in stage.list_objects("Trail")}
         retentions = {o["metadata"]["name"]: o for o in stage.list_objects("LogRetention")}
-    overhead = _overhead(moto, config, names, trails, retentions, clients, metrics)
+    overhead = _overhead(moto, config, accounts, trails, retentions, clients, metrics)
     _attribute_compliance(sweep, overhead)
     return FleetResult(burst, sweep, overhead)
 
@@ -334,7 +383,7 @@ def _burst(
     stage: Stage,
     moto: CountingMoto,
     config: BenchConfig,
-    names: list[str],
+    accounts: Mapping[str, str],
     keys: list[Key],
     floor: FloorRun,
     metrics_port: int,
@@ -346,9 +395,10 @@ def _burst(
     before = moto.counts()
     api_before = stage.api_requests()
     started = time.monotonic()
-    for name in names:
-        stage.apply("Trail", name, trail_spec(name, resync_seconds=config.fleet_resync_seconds))
-        stage.apply("LogRetention", name, retention_spec(name, resync_seconds=config.fleet_resync_seconds))
+    resync = config.fleet_resync_seconds
+    for name, account in accounts.items():
+        stage.apply("Trail", name, trail_spec(name, resync_seconds=resync, account=account))
+        stage.apply("LogRetention", name, retention_spec(name, resync_seconds=resync, account=account))
     _wait_ready(stage, keys, config.ready_timeout, "burst")
     timelines = stage.watcher.timelines(keys)
     trails_at = max(t.ready_at or math.inf for k, t in timelines.items() if k[0] == "Trail")
@@ -356,8 +406,9 @@ def _burst(
     calls = calls_between(before, moto.counts())
     ratio, reconciles, _ = _metrics_delta(metrics_before, scrape_metrics(metrics_port))
     return BurstResult(
-        trails=len(names),
+        trails=len(accounts),
         objects=len(keys),
+        accounts=len(set(accounts.values())),
         trails_ready_seconds=trails_at - started,
         all_ready_seconds=all_at - started,
         floor_seconds=floor.seconds,
@@ -393,7 +444,7 @@ def _sweep(
     stage: Stage,
     moto: CountingMoto,
     config: BenchConfig,
-    names: list[str],
+    accounts: Mapping[str, str],
     keys: list[Key],
     metrics_port: int,
 ) -> tuple[SweepResult, tuple[MetricsSample, MetricsSample] | None]:
@@ -426,7 +477,8 @@ def _sweep(
     # object is due a 0.9 period after its first, less the second-granularity of lastDriftCheckTime and
     # the length of a pass (2 s is ample on moto).
     margin = min(firsts) + 0.9 * period - 2.0 - ended
-    minimum = _minimum_for_checks(FleetShape(len(names)).minimum_sweep_calls(), in_window)
+    shape = FleetShape(len(accounts), accounts=len(set(accounts.values())))
+    minimum = _minimum_for_checks(shape.minimum_sweep_calls(), in_window)
     total, floor_total = sum(calls.values()), sum(minimum.values())
     result = SweepResult(
         objects=len(keys),
@@ -457,7 +509,7 @@ def _minimum_for_checks(
 
     Objects' periods differ by up to ±10 % (jitter), so a window that waits for the last object's check
     can hold a second check of an object with a short period; that check needs its reads again (its share
-    of the per-object reads, by kind), while DescribeTrails stays one per region.
+    of the per-object reads, by kind), while DescribeTrails stays one per account and region.
     """
 
     def checks(kind: str) -> tuple[int, int]:
@@ -514,6 +566,20 @@ def _in_process_sessions(moto: CountingMoto) -> AwsSessions:
     )
 
 
+def _warm_accounts(sessions: AwsSessions, accounts: Mapping[str, str]) -> float:
+    """Make, for each named object in its account, the credentials (AssumeRole, with the session name
+    its passes use) and clients its passes will use, as a running operator has them; the seconds per
+    account this took."""
+    started = time.perf_counter()
+    for name, account in accounts.items():
+        ref = AccountRef(role_arn(account), None, role_session_name("default", name))
+        sessions.account_id(ref)
+        for region in REGIONS:
+            for service in ACCOUNT_SERVICES:
+                sessions.client(service, region, ref)
+    return (time.perf_counter() - started) / max(1, len(set(accounts.values())))
+
+
 def _ref(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj["metadata"]
     return ObjectRef(meta.get("namespace") or "default", meta["name"], meta["uid"], meta.get("generation"))
@@ -546,21 +612,22 @@ def _timed(sessions: AwsSessions, runs: Iterable[Callable[[], Any]], check: bool
     )
 
 
-def _compliance_observation(sessions: AwsSessions) -> PassTiming | None:
-    """One observation of the account for the CIS evaluation, as the operator's compliance check makes
-    it (every trail of the compliance regions and every bucket they deliver to); None when this
-    operator has no such evaluation."""
+def _compliance_observation(sessions: AwsSessions, account: str) -> PassTiming | None:
+    """One observation of one fleet account for the CIS evaluation, as the operator's compliance check
+    makes it (every trail of the compliance regions and every bucket they deliver to); None when this
+    operator has no such evaluation. The fleet's accounts hold the same, so one stands for each."""
     try:
         from trailkeeper.aws.account_state import observe_account
     except ImportError:
         return None
-    return _timed(sessions, [lambda: observe_account(sessions, None, regions=list(REGIONS))], check=False)
+    ref = AccountRef(role_arn(account))
+    return _timed(sessions, [lambda: observe_account(sessions, ref, regions=list(REGIONS))], check=False)
 
 
 def _overhead(
     moto: CountingMoto,
     config: BenchConfig,
-    names: list[str],
+    accounts: Mapping[str, str],
     trails: Mapping[str, Mapping[str, Any]],
     retentions: Mapping[str, Mapping[str, Any]],
     clients: RawClients,
@@ -570,6 +637,7 @@ def _overhead(
     moto with a CallRecorder: wall time per pass against the time its AWS calls took."""
     sessions = _in_process_sessions(moto)
     shared = Shared()
+    names = list(accounts)
     by_name = {n: trails[n]["spec"] for n in names}
 
     def drift_trail(name: str) -> Callable[[], PassReport]:
@@ -589,31 +657,39 @@ def _overhead(
         )
 
     # Clients made and models loaded before timing, as in an operator that has been running a while.
+    _warm_accounts(sessions, accounts)
     _timed(sessions, [drift_trail(names[0]), drift_retention(names[0])])
     sweep_runs: list[Callable[[], PassReport]] = []
     for name in names:
         sweep_runs += [drift_trail(name), drift_retention(name)]
     drift = _timed(sessions, sweep_runs)
-    floor = sweep_floor(clients, names)
-    observation = _compliance_observation(sessions)
+    floor = sweep_floor(clients, accounts)
+    observation = _compliance_observation(sessions, accounts[names[0]])
 
-    def create(name: str) -> list[Callable[[], PassReport]]:
+    def create(name: str, account: str) -> list[Callable[[], PassReport]]:
         ref = ObjectRef("default", name, f"uid-{name}", 1)
-        spec = trail_spec(name)
+        spec = trail_spec(name, account=account)
+        retention = retention_spec(name, account=account)
         return [
             lambda: trail_pass(ref, spec, {}, sessions, shared, trigger="create"),
             lambda: retention_pass(
-                ref, retention_spec(name), {}, sessions, shared, trigger="create", trail_spec_body=spec
+                ref, retention, {}, sessions, shared, trigger="create", trail_spec_body=spec
             ),
         ]
 
+    # Spread over accounts as the fleet is.
+    per_account, passes = config.trails_per_account, range(config.create_passes)
     create_runs: list[Callable[[], PassReport]] = []
-    for i in range(config.create_passes):
-        create_runs += create(f"inproc-{i:03d}")
+    created_in = spread([f"inproc-{i:03d}" for i in passes], per_account, INPROC_ACCOUNTS)
+    for name, account in created_in.items():
+        create_runs += create(name, account)
+    # A new account's first pass also assumes its role and makes its clients: timed apart.
+    account_setup = _warm_accounts(sessions, created_in)
     created = _timed(sessions, create_runs)
+    floor_in = spread([f"floor-inproc-{i:03d}" for i in passes], per_account, INPROC_FLOOR_ACCOUNTS)
     started = time.perf_counter()
-    for i in range(config.create_passes):
-        create_trail_set(clients, f"floor-inproc-{i:03d}")
+    for name, account in floor_in.items():
+        create_trail_set(clients, name, account)
     create_floor_seconds = time.perf_counter() - started
 
     metrics_ratio, metrics_reconciles, per_reconcile = _metrics_delta(*(metrics or (None, None)))
@@ -630,6 +706,7 @@ def _overhead(
         metrics_reconciles=metrics_reconciles,
         metrics_seconds_per_reconcile=per_reconcile,
         compliance_observation=observation,
+        account_setup_seconds=account_setup,
     )
 
 

@@ -35,6 +35,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "burst": (
         "trails",
         "objects",
+        "accounts",
         "trails_ready_seconds",
         "all_ready_seconds",
         "floor_seconds",
@@ -103,6 +104,10 @@ def test_quick_bench_counts_sweep_calls_by_operation_against_the_minimum(results
         "sns:ListSubscriptionsByTopic",
     }
     assert sum(sweep["calls_by_operation"].values()) == sweep["calls"]
+    # The Trails are spread over accounts (AWS allows 5 per region each): one DescribeTrails per account
+    # and region.
+    assert results["burst"]["accounts"] >= results["burst"]["trails"] / 5
+    assert sweep["minimum_by_operation"]["cloudtrail:DescribeTrails"] == 2 * results["burst"]["accounts"]
     assert isinstance(sweep["valid"], bool)
 
 
