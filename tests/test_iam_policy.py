@@ -292,7 +292,7 @@ def run_monitoring_paths(aws: AwsSessions, shared: Shared) -> None:
         ),
     )
     corrected = check(reconcile_trail(request, aws, shared))
-    assert {d.fix for d in corrected.diffs} == {Fix.PUT_METRIC_FILTER, Fix.PUT_ROLE_POLICIES}
+    assert {d.fix for d in corrected.diffs} == {Fix.PUT_METRIC_FILTER, Fix.PUT_TRUST_POLICY}
     unlimited = TrailSpec.model_validate({**body, "monitoring": {}})
     check(reconcile_trail(TrailRequest(NAMESPACE, "monitored", unlimited), aws, shared))
     check(delete_trail(request, aws, shared))

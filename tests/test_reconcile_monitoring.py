@@ -12,7 +12,7 @@ from trailkeeper.core.monitoring import METRIC_FILTER_CONTROLS, name_prefix, nor
 from trailkeeper.core.monitoring_desired import ROLE_POLICY_NAME
 from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.reconcile.shared import Shared
-from trailkeeper.reconcile.trail import TrailRequest, delete_trail, reconcile_trail
+from trailkeeper.reconcile.trail import TrailRequest, delete_trail, reconcile_trail, removed_monitoring
 
 ACCOUNT = "123456789012"
 OWNER = "security/audit"
@@ -246,3 +246,37 @@ def test_a_named_role_and_alarm_topic_are_used_as_given(aws: AwsSessions) -> Non
     trail = aws.client("cloudtrail", "us-east-1").get_trail(Name="audit")["Trail"]
     assert trail["CloudWatchLogsRoleArn"] == role
     assert {a["AlarmActions"][0] for a in alarms(aws).values()} == {other_topic}
+
+
+def test_dropping_monitoring_from_a_live_trail_removes_its_filters_alarms_and_role(aws: AwsSessions) -> None:
+    put_foreign(aws)
+    with_monitoring = spec()
+    assert reconcile_trail(request(with_monitoring), aws, Shared()).failures == []
+    without = spec(monitoring=None)
+    update = request(without, removed_monitoring=removed_monitoring(with_monitoring, without))
+    outcome = reconcile_trail(update, aws, Shared())
+    assert outcome.failures == []
+
+    trail = aws.client("cloudtrail", "us-east-1").get_trail(Name="audit")["Trail"]
+    assert not trail.get("CloudWatchLogsLogGroupArn") and not trail.get("CloudWatchLogsRoleArn")
+    # Only the foreign filter and alarm remain; the log group (it holds the events) stays.
+    assert list(filters(aws)) == ["platform-root-usage"]
+    assert list(alarms(aws)) == ["platform-root-usage"]
+    assert aws.client("iam", "us-east-1").list_roles()["Roles"] == []
+    groups = aws.client("logs", "us-east-1").describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [GROUP]
+    # The next pass has nothing left to do.
+    assert aws.recorder is not None
+    aws.recorder.reset()
+    assert reconcile_trail(request(without), aws, Shared()).diffs == []
+    assert mutating(aws) == []
+
+
+def test_a_retained_trail_keeps_its_monitoring_when_the_spec_drops_it(aws: AwsSessions) -> None:
+    with_monitoring = spec(deletionPolicy="Retain")
+    reconcile_trail(request(with_monitoring), aws, Shared())
+    without = spec(deletionPolicy="Retain", monitoring=None)
+    update = request(without, removed_monitoring=removed_monitoring(with_monitoring, without))
+    assert reconcile_trail(update, aws, Shared()).failures == []
+    assert len(filters(aws)) == len(alarms(aws)) == 15
+    assert [r["RoleName"] for r in aws.client("iam", "us-east-1").list_roles()["Roles"]] == [ROLE]

@@ -43,8 +43,11 @@ class Fix(StrEnum):
     REMOVE_LIFECYCLE_RULE = "remove-lifecycle-rule"
     # The Monitoring section (reconcile/monitoring.py)
     PUT_METRIC_FILTER = "put-metric-filter"
+    DELETE_METRIC_FILTER = "delete-metric-filter"  # one of the owner's the spec no longer asks for
     PUT_METRIC_ALARM = "put-metric-alarm"
-    PUT_ROLE_POLICIES = "put-role-policies"  # the delivery role's trust or inline policy
+    DELETE_METRIC_ALARM = "delete-metric-alarm"
+    PUT_TRUST_POLICY = "put-trust-policy"  # the delivery role's trust policy
+    PUT_ROLE_POLICIES = "put-role-policies"  # the delivery role's inline policy
     PUT_RETENTION = "put-retention"
 
 

@@ -125,26 +125,36 @@ def diff_role_policies(
     """The delivery role's trust and inline policy against the desired ones, compared by meaning."""
     resource = f"role/{role.name}"
     diffs: list[FieldDiff] = []
-    for field, desired, actual in (
-        ("AssumeRolePolicyDocument", role.trust_policy, trust),
-        (f"RolePolicy[{ROLE_POLICY_NAME}]", role.role_policy, inline),
+    for field, desired, actual, fix in (
+        ("AssumeRolePolicyDocument", role.trust_policy, trust, Fix.PUT_TRUST_POLICY),
+        (f"RolePolicy[{ROLE_POLICY_NAME}]", role.role_policy, inline, Fix.PUT_ROLE_POLICIES),
     ):
         if actual is None or not documents_equal(desired, actual):
-            diffs.append(FieldDiff(resource, field, render(desired), render(actual), Fix.PUT_ROLE_POLICIES))
+            diffs.append(FieldDiff(resource, field, render(desired), render(actual), fix))
     return diffs
 
 
-def diff_filters(
-    group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]]
-) -> tuple[list[FieldDiff], list[str]]:
-    """The owner's filters on the group (`observed`, by name) against the desired ones; and the names
-    of the owner's filters no longer desired (to delete)."""
+@dataclass(frozen=True)
+class NamedDifferences:
+    """How the owner's filters (or alarms) of one region differ: the differences, the names to put (by
+    the desired definition), and the owner's names the spec no longer asks for (to delete)."""
+
+    diffs: list[FieldDiff]
+    put: list[str]
+    stale: list[str]
+
+
+def diff_filters(group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]]) -> NamedDifferences:
+    """The owner's filters on the group (`observed`, by name) against the desired ones."""
     diffs: list[FieldDiff] = []
+    put: list[str] = []
     for desired in group.filters:
         seen = observed.get(desired.filter_name)
         resource = f"metric-filter/{group.region}/{desired.filter_name}"
-        for field in filter_differences(desired, dict(seen) if seen is not None else None):
-            wanted = desired.put_metric_filter_request()
+        wanted = desired.put_metric_filter_request()
+        fields = filter_differences(desired, dict(seen) if seen is not None else None)
+        put += [desired.filter_name] if fields else []
+        for field in fields:
             diffs.append(
                 FieldDiff(
                     resource,
@@ -154,20 +164,22 @@ def diff_filters(
                     Fix.PUT_METRIC_FILTER,
                 )
             )
-    wanted_names = {d.filter_name for d in group.filters}
-    return diffs, sorted(name for name in observed if name not in wanted_names)
+    stale = _stale(group.filters, "filter_name", observed)
+    diffs += [_gone(f"metric-filter/{group.region}/{n}", Fix.DELETE_METRIC_FILTER) for n in stale]
+    return NamedDifferences(diffs, sorted(put), stale)
 
 
-def diff_alarms(
-    group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]]
-) -> tuple[list[FieldDiff], list[str]]:
-    """The owner's alarms in the region against the desired ones; and those no longer desired."""
+def diff_alarms(group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]]) -> NamedDifferences:
+    """The owner's alarms in the region against the desired ones."""
     diffs: list[FieldDiff] = []
+    put: list[str] = []
     for desired in group.filters:
         seen = observed.get(desired.alarm_name)
         resource = f"metric-alarm/{group.region}/{desired.alarm_name}"
         wanted = desired.put_metric_alarm_request({})
-        for field in alarm_differences(desired, dict(seen) if seen is not None else None):
+        fields = alarm_differences(desired, dict(seen) if seen is not None else None)
+        put += [desired.alarm_name] if fields else []
+        for field in fields:
             diffs.append(
                 FieldDiff(
                     resource,
@@ -177,14 +189,17 @@ def diff_alarms(
                     Fix.PUT_METRIC_ALARM,
                 )
             )
-    wanted_names = {d.alarm_name for d in group.filters}
-    return diffs, sorted(name for name in observed if name not in wanted_names)
+    stale = _stale(group.filters, "alarm_name", observed)
+    diffs += [_gone(f"metric-alarm/{group.region}/{n}", Fix.DELETE_METRIC_ALARM) for n in stale]
+    return NamedDifferences(diffs, sorted(put), stale)
 
 
-def alarm_names_of(diffs: list[FieldDiff]) -> set[str]:
-    """The alarms (names) some difference is about."""
-    return {d.resource.rsplit("/", 1)[1] for d in diffs if d.fix == Fix.PUT_METRIC_ALARM}
+def _stale(
+    filters: tuple[DesiredMetricFilter, ...], attribute: str, observed: Mapping[str, object]
+) -> list[str]:
+    wanted = {getattr(f, attribute) for f in filters}
+    return sorted(name for name in observed if name not in wanted)
 
 
-def filter_names_of(diffs: list[FieldDiff]) -> set[str]:
-    return {d.resource.rsplit("/", 1)[1] for d in diffs if d.fix == Fix.PUT_METRIC_FILTER}
+def _gone(resource: str, fix: Fix) -> FieldDiff:
+    return FieldDiff(resource, "Exists", "false", "true", fix)

@@ -52,6 +52,7 @@ from trailkeeper.reconcile.trail import (
     account_ref,
     delete_trail,
     reconcile_trail,
+    removed_monitoring,
     removed_subscriptions,
     removed_topic,
 )
@@ -283,6 +284,7 @@ def trail_pass(
         removed_subscriptions=removed_subscriptions(old, spec),
         removed_tags=tuple(key for key in (old.tags if old else {}) if key not in spec.tags),
         removed_topic=removed_topic(old, spec),
+        removed_monitoring=removed_monitoring(old, spec),
         owner_alive=tenancy.owner_alive,
     )
     now = now_iso()

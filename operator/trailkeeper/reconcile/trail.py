@@ -73,6 +73,9 @@ class TrailRequest:
     # Tag keys the previous spec had and this one dropped: taken off the trails (no other key ever is).
     removed_tags: tuple[str, ...] = ()
     removed_topic: str | None = None
+    # The previous spec, when it had a Monitoring section and this one has none: the owner's filters,
+    # alarms and delivery role it made are taken away (deletionPolicy Delete), the log group kept.
+    removed_monitoring: TrailSpec | None = None
     # Whether the Trail an owner tag names exists (the operator asks its index of Trails; the command
     # line cannot tell) and whether the command line was told to take over owned trails anyway.
     owner_alive: OwnerLiveness = unknown_liveness
@@ -202,6 +205,7 @@ class TrailReconciler:
         for region in self.request.removed_regions:
             if region not in self.desired and self.spec.deletion_policy == DeletionPolicy.DELETE:
                 _guard(RegionOutcome(region=region), partial(delete_trail_in, self.context, region, True))
+        self._remove_monitoring()
         if meanwhile is not None:
             meanwhile(self.outcome)
         # The confirming reads of the shared documents this pass wrote: a region whose bucket or topic
@@ -270,6 +274,23 @@ class TrailReconciler:
         if seen.diffs and context.act:
             outcome.is_logging = desired.logging
 
+    def _remove_monitoring(self) -> None:
+        """The Monitoring the previous spec had, once the trails no longer deliver through it."""
+        old = self.request.removed_monitoring
+        if old is None or not self.context.act or self.spec.deletion_policy != DeletionPolicy.DELETE:
+            return
+        removed = monitoring_part(self.context, old)
+        if removed is None or self.monitoring is not None:
+            return
+        failed = False
+        for region in removed.desired.groups:
+            outcome = self.by_region.get(region) or RegionOutcome(region=region)
+            if outcome.failure is None:
+                _guard(outcome, partial(removed.delete, region))
+            failed = failed or outcome.failure is not None
+        if not failed:  # a trail still wired to the role would stop delivering
+            _guard(self.outcome.regions[0], removed.delete_role)
+
     def delete(self) -> TrailOutcome:
         """deletionPolicy Delete: remove the trails, our statements and subscriptions, and our empty buckets.
 
@@ -296,10 +317,11 @@ class TrailReconciler:
         return self.outcome
 
 
-def monitoring_part(context: PassContext) -> MonitoringPart | None:
-    """The Monitoring part of the pass, when the spec asks for one."""
+def monitoring_part(context: PassContext, spec: TrailSpec | None = None) -> MonitoringPart | None:
+    """The Monitoring part of the pass, when the spec (or the given earlier `spec`) asks for one."""
+    spec = spec or context.spec
     desired = desired_monitoring(
-        context.spec,
+        spec,
         trail_name=context.trail_name,
         owner=context.owner,
         account_id=context.account_id,
@@ -307,16 +329,7 @@ def monitoring_part(context: PassContext) -> MonitoringPart | None:
     )
     if desired is None:
         return None
-    return MonitoringPart(
-        desired,
-        context.sessions,
-        context.account,
-        context.spec.regions[0],
-        context.owner,
-        context.tags(),
-        context.report,
-        context.changed,
-    )
+    return MonitoringPart(desired, context, spec.regions[0])
 
 
 def reconcile_trail(
@@ -338,6 +351,11 @@ def removed_subscriptions(old: TrailSpec | None, new: TrailSpec) -> tuple[tuple[
         return ()
     keep = {s.key for s in new.notifications.subscriptions} if new.notifications else set()
     return tuple(s.key for s in old.notifications.subscriptions if s.key not in keep)
+
+
+def removed_monitoring(old: TrailSpec | None, new: TrailSpec) -> TrailSpec | None:
+    """The previous spec when it had a Monitoring section and `new` has none."""
+    return old if old is not None and old.monitoring is not None and new.monitoring is None else None
 
 
 def removed_topic(old: TrailSpec | None, new: TrailSpec) -> str | None:
