@@ -1,4 +1,8 @@
-"""Reconcile one LogRetention: its own lifecycle rule on each target bucket, every other rule left alone."""
+"""Reconcile one LogRetention: its own lifecycle rule on each target bucket, every other rule left alone.
+
+The rule is a part on the seam of reconcile/parts.py (``LifecycleRulePart``: observe → typed diff →
+apply), written as a shared document (reconcile/verified_write.py) and confirmed at the end of the pass.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from trailkeeper.core.lifecycle import default_prefix, desired_lifecycle_rule
 from trailkeeper.core.merge import merge_lifecycle_rules
 from trailkeeper.core.naming import lifecycle_rule_id
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
+from trailkeeper.reconcile.parts import Observation, run_part
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.trail import account_ref
 from trailkeeper.reconcile.verified_write import Confirmations, SharedDocument, write_verified
@@ -79,7 +84,90 @@ class RetentionOutcome:
         return [b.failure for b in self.buckets if b.failure is not None]
 
 
+Rule = dict[str, Any] | None
+Rules = list[dict[str, Any]]
+
+
+@dataclass
+class RetentionPass:
+    """What the lifecycle parts of one LogRetention pass share (reconcile/parts.py's ``Pass``)."""
+
+    shared: Shared
+    act: bool
+    confirmations: Confirmations
+    diffs: list[FieldDiff]
+    changes: list[Change]
+
+    def report(self, diffs: list[FieldDiff]) -> bool:
+        self.diffs.extend(diffs)
+        return bool(diffs) and self.act
+
+
+@dataclass
+class LifecycleRulePart:
+    """This LogRetention's rule in one bucket's lifecycle configuration (desired None: the rule absent);
+    every other rule is left as it is. Observed and applied under the bucket's lock."""
+
+    run: RetentionPass
+    client: BucketClient
+    bucket: str
+    rule_id: str
+
+    @property
+    def resource(self) -> str:
+        return f"lifecycle/{self.bucket}"
+
+    def observe(self, desired: Rule) -> Observation[Rule, Rules]:
+        observed = self.client.observe(self.bucket, parts={PART_LIFECYCLE})
+        if not observed.exists and desired is not None:
+            # Retryable: the Trail that delivers there may not have created it yet.
+            raise RegionFailure("NoSuchBucket", f"bucket {self.bucket} does not exist", retryable=True)
+        # A bucket that is gone holds no rule of ours: nothing to remove.
+        rules = observed.lifecycle_rules if observed.exists else []
+        diffs: list[FieldDiff] = []
+        if desired is not None:
+            diffs = diff_lifecycle_rule(self.resource, desired, rules)
+        elif any(r.get("ID") == self.rule_id for r in rules):
+            rule = f"Rule[{self.rule_id}]"
+            diffs = [FieldDiff(self.resource, rule, "(none)", "present", Fix.REMOVE_LIFECYCLE_RULE)]
+        return Observation(self.resource, observed.exists, desired, rules, diffs)
+
+    def apply(self, observation: Observation[Rule, Rules]) -> list[Change]:
+        run, bucket, lock = self.run, self.bucket, f"s3:{self.bucket}"
+        write_verified(
+            self._document(observation.desired),
+            observation.observed,
+            run.shared.write_policy,
+            later=lambda document: run.confirmations.add(
+                document, (bucket,), lambda: run.shared.locks.hold(lock)
+            ),
+        )
+        put = observation.desired is not None
+        action = f"put rule {self.rule_id}" if put else f"removed rule {self.rule_id}"
+        return [Change(self.resource, action)]
+
+    def _document(self, desired: Rule) -> SharedDocument[Rules]:
+        """The lifecycle configuration as a shared document: this object's rule becomes `desired`
+        (None: absent), every other rule is kept as read."""
+
+        def holds(rules: Rules) -> bool:
+            if desired is None:
+                return not any(r.get("ID") == self.rule_id for r in rules)
+            return not diff_lifecycle_rule(self.resource, desired, rules)
+
+        return SharedDocument(
+            resource=self.resource,
+            read=lambda: self.client.observe(self.bucket, parts={PART_LIFECYCLE}).lifecycle_rules,
+            merge=lambda rules: merge_lifecycle_rules(rules, self.rule_id, desired),
+            write=lambda rules: self.client.put_lifecycle(rules, bucket=self.bucket),
+            holds=holds,
+        )
+
+
 class RetentionReconciler:
+    """One pass over one LogRetention: a loop over its buckets' lifecycle parts, one failure guard per
+    bucket, the configurations written confirmed together at the end."""
+
     def __init__(self, request: RetentionRequest, sessions: AwsSessions, shared: Shared) -> None:
         self.request = request
         self.sessions = sessions
@@ -101,11 +189,12 @@ class RetentionReconciler:
 
     def _each(self, targets: tuple[RetentionTarget, ...], keep: bool) -> RetentionOutcome:
         outcome = RetentionOutcome(buckets=[])
+        run = RetentionPass(self.shared, self.request.act, self.confirmations, outcome.diffs, outcome.changes)
         for target in targets:
             result = BucketOutcome(target.bucket, target.region, self.request.rule_id)
             outcome.buckets.append(result)
             try:
-                self._bucket(target, result, outcome, keep)
+                self._bucket(run, target, result, keep)
             except RegionFailure as failure:
                 result.failure = failure
             except AWS_ERRORS as error:
@@ -116,9 +205,7 @@ class RetentionReconciler:
                     result.failure = lost
         return outcome
 
-    def _bucket(
-        self, target: RetentionTarget, result: BucketOutcome, outcome: RetentionOutcome, keep: bool
-    ) -> None:
+    def _bucket(self, run: RetentionPass, target: RetentionTarget, result: BucketOutcome, keep: bool) -> None:
         try:
             client, region = self._client(target)
         except RegionFailure:
@@ -126,63 +213,11 @@ class RetentionReconciler:
                 return  # the bucket is gone, and our rule with it
             raise
         result.region = region
-        resource = f"lifecycle/{target.bucket}"
         rule_id = self.request.rule_id
-        desired = (
-            desired_lifecycle_rule(rule_id=rule_id, prefix=target.prefix, spec=self.request.spec)
-            if keep
-            else None
-        )
+        spec = self.request.spec
+        desired = desired_lifecycle_rule(rule_id=rule_id, prefix=target.prefix, spec=spec) if keep else None
         with self.shared.locks.hold(f"s3:{target.bucket}"):
-            observed = client.observe(target.bucket, parts={"lifecycle"})
-            if not observed.exists and desired is None:
-                return  # a bucket that is gone holds no rule of ours: nothing left to remove
-            if not observed.exists:
-                # Retryable: the Trail that delivers there may not have created it yet.
-                raise RegionFailure("NoSuchBucket", f"bucket {target.bucket} does not exist", retryable=True)
-            rules = observed.lifecycle_rules
-            if desired is not None:
-                diffs = diff_lifecycle_rule(resource, desired, rules)
-            elif any(r.get("ID") == rule_id for r in rules):
-                diffs = [
-                    FieldDiff(resource, f"Rule[{rule_id}]", "(none)", "present", Fix.REMOVE_LIFECYCLE_RULE)
-                ]
-            else:
-                diffs = []
-            outcome.diffs.extend(diffs)
-            if diffs and self.request.act:
-                lock = f"s3:{target.bucket}"
-                write_verified(
-                    self._lifecycle(client, target.bucket, desired),
-                    rules,
-                    self.shared.write_policy,
-                    later=lambda document: self.confirmations.add(
-                        document, (target.bucket,), lambda: self.shared.locks.hold(lock)
-                    ),
-                )
-                action = f"put rule {rule_id}" if desired is not None else f"removed rule {rule_id}"
-                outcome.changes.append(Change(resource, action))
-
-    def _lifecycle(
-        self, client: BucketClient, bucket: str, desired: dict[str, Any] | None
-    ) -> SharedDocument[list[dict[str, Any]]]:
-        """The bucket's lifecycle configuration as a shared document: this object's rule becomes `desired`
-        (None: absent), every other rule is kept as read."""
-        rule_id = self.request.rule_id
-        resource = f"lifecycle/{bucket}"
-
-        def holds(rules: list[dict[str, Any]]) -> bool:
-            if desired is None:
-                return not any(r.get("ID") == rule_id for r in rules)
-            return not diff_lifecycle_rule(resource, desired, rules)
-
-        return SharedDocument(
-            resource=resource,
-            read=lambda: client.observe(bucket, parts={PART_LIFECYCLE}).lifecycle_rules,
-            merge=lambda rules: merge_lifecycle_rules(rules, rule_id, desired),
-            write=lambda rules: client.put_lifecycle(rules, bucket=bucket),
-            holds=holds,
-        )
+            run_part(run, LifecycleRulePart(run, client, target.bucket, rule_id), desired)
 
     def run(self) -> RetentionOutcome:
         outcome = self._each(self.request.targets, keep=True)

@@ -107,7 +107,15 @@ class PassContext:
         write_verified(document, observed, self.shared.write_policy, later=later)
 
 
-def run_part(context: PassContext, part: Part[D, Obs], desired: D) -> Observation[D, Obs]:
+class Pass(Protocol):
+    """What `run_part` needs of a pass: a Trail's PassContext, or a LogRetention's pass."""
+
+    changes: list[Change]
+
+    def report(self, diffs: list[FieldDiff]) -> bool: ...
+
+
+def run_part(context: Pass, part: Part[D, Obs], desired: D) -> Observation[D, Obs]:
     """Observe one part, report its diffs, and apply them when the pass acts."""
     observation = part.observe(desired)
     if context.report(observation.diffs):
