@@ -236,6 +236,28 @@ class DriftEntry(Model):
     """
 
 
+class ObjectStatus(Model):
+    """What the status of both kinds holds; each adds its conditions and what it keeps in AWS."""
+
+    observed_generation: int | None = None
+    """`metadata.generation` of the spec the last pass worked on; lower than `metadata.generation` while a
+    change is being applied.
+    """
+    phase: Phase = Phase.PENDING
+    """Summary of the last pass: `Pending` before the first, `Ready`, `Drifted` (a difference left uncorrected
+    by `driftPolicy: Report`), `Error` (invalid spec, or a failure in some region or bucket; see the
+    conditions), `Deleting` (deletion under way).
+    """
+    drift: list[DriftEntry] = []
+    """The differences between the spec and AWS the last drift check found, `[]` when none. A drift check is a
+    pass over an unchanged spec; the pass that applies a spec change reports its changes as Events instead.
+    """
+    last_sync_time: str | None = None
+    """End of the last pass (RFC 3339, UTC)."""
+    last_drift_check_time: str | None = None
+    """End of the last periodic drift check (RFC 3339, UTC)."""
+
+
 MIN_RESYNC_SECONDS = 30
 DEFAULT_RESYNC_SECONDS = 300
 ResyncSeconds = Annotated[int, Strict(), Field(ge=MIN_RESYNC_SECONDS, le=86400)]

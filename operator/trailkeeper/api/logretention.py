@@ -13,11 +13,10 @@ from trailkeeper.api.common import (
     BucketName,
     Condition,
     DeletionPolicy,
-    DriftEntry,
     DriftPolicy,
     Model,
     ObjectRef,
-    Phase,
+    ObjectStatus,
     Region,
     ResyncSeconds,
 )
@@ -182,18 +181,9 @@ class BucketStatus(Model):
     """Why this bucket did not reach the spec (`<AWS error code>: <message>`); null when it did."""
 
 
-class LogRetentionStatus(Model):
+class LogRetentionStatus(ObjectStatus):
     """Observed state, written by the operator only: the buckets the rule is kept on, drift and conditions."""
 
-    observed_generation: int | None = None
-    """`metadata.generation` of the spec the last pass worked on; lower than `metadata.generation` while a
-    change is being applied.
-    """
-    phase: Phase = Phase.PENDING
-    """Summary of the last pass: `Pending` before the first, `Ready`, `Drifted` (a difference left uncorrected
-    by `driftPolicy: Report`), `Error` (invalid spec, or a failure in some region or bucket; see the
-    conditions), `Deleting` (deletion under way).
-    """
     conditions: list[Condition] = []
     """Kubernetes-convention conditions `Ready`, `Reconciling` and `Stalled` (kstatus: Stalled True when only
     a person can move it on, Reconciling True while a failure is retried), `Synced` and `Drifted`. Reasons:
@@ -203,11 +193,3 @@ class LogRetentionStatus(Model):
     """
     buckets: list[BucketStatus] = []
     """One entry per bucket the lifecycle rule is kept on."""
-    drift: list[DriftEntry] = []
-    """The differences between the spec and AWS the last drift check found, `[]` when none. A drift check is a
-    pass over an unchanged spec; the pass that applies a spec change reports its changes as Events instead.
-    """
-    last_sync_time: str | None = None
-    """End of the last pass (RFC 3339, UTC)."""
-    last_drift_check_time: str | None = None
-    """End of the last periodic drift check (RFC 3339, UTC)."""

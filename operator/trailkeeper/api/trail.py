@@ -20,10 +20,9 @@ from trailkeeper.api.common import (
     BucketTemplate,
     Condition,
     DeletionPolicy,
-    DriftEntry,
     DriftPolicy,
     Model,
-    Phase,
+    ObjectStatus,
     Region,
     ResyncSeconds,
     S3Prefix,
@@ -590,18 +589,9 @@ class ComplianceResult(Model):
     """What fixes the control when it does not pass."""
 
 
-class TrailStatus(Model):
+class TrailStatus(ObjectStatus):
     """Observed state, written by the operator only: the trails, drift, CIS compliance and conditions."""
 
-    observed_generation: int | None = None
-    """`metadata.generation` of the spec the last pass worked on; lower than `metadata.generation` while a
-    change is being applied.
-    """
-    phase: Phase = Phase.PENDING
-    """Summary of the last pass: `Pending` before the first, `Ready`, `Drifted` (a difference left uncorrected
-    by `driftPolicy: Report`), `Error` (invalid spec, or a failure in some region or bucket; see the
-    conditions), `Deleting` (deletion under way).
-    """
     conditions: list[Condition] = []
     """Kubernetes-convention conditions `Ready`, `Reconciling` and `Stalled` (kstatus: Stalled True when only
     a person can move it on, Reconciling True while a failure is retried), `Synced`, `Drifted` and `Compliant`
@@ -614,10 +604,6 @@ class TrailStatus(Model):
     """How many regions `spec.regions` lists (a column of `kubectl get -o wide`: JSONPath cannot count)."""
     regions: list[RegionStatus] = []
     """One entry per trail: per region, or the one multi-region trail."""
-    drift: list[DriftEntry] = []
-    """The differences between the spec and AWS the last drift check found, `[]` when none. A drift check is a
-    pass over an unchanged spec; the pass that applies a spec change reports its changes as Events instead.
-    """
     compliance: list[ComplianceResult] = []
     """CIS AWS Foundations Benchmark CloudTrail controls, evaluated over what AWS holds; summarized by the
     `Compliant` condition.
@@ -626,9 +612,5 @@ class TrailStatus(Model):
     """Name the trails were made with; the spec's `trailName` (or `metadata.name`) must keep equal to it."""
     account_id: str | None = None
     """AWS account the trails are in."""
-    last_sync_time: str | None = None
-    """End of the last pass (RFC 3339, UTC)."""
-    last_drift_check_time: str | None = None
-    """End of the last periodic drift check (RFC 3339, UTC)."""
     last_compliance_check_time: str | None = None
     """End of the last evaluation of the CIS controls (RFC 3339, UTC)."""

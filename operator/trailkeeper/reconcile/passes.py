@@ -35,6 +35,7 @@ from trailkeeper.reconcile.logretention import (
 )
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.status import (
+    ConditionState,
     PassSummary,
     conditions_for,
     drift_entries,
@@ -369,11 +370,7 @@ def _trail_report(
     summary = PassSummary(outcome.diffs, failures, drift_check, act, ready_message)
     conditions, phase = conditions_for(summary)
     conditions = with_compliant_placeholder(conditions, status.get("conditions"))
-    drift = drift_entries(outcome.diffs, status.get("drift"), now, act) if drift_check else []
-    body: dict[str, Any] = {
-        "observedGeneration": ref.generation,
-        "phase": phase,
-        "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+    fields = {
         "regionCount": len(spec.regions),
         "regions": [
             {
@@ -387,16 +384,53 @@ def _trail_report(
             }
             for r in outcome.regions
         ],
-        "drift": drift,
         "trailName": outcome.trail_name,
         "accountId": outcome.account_id,
+    }
+    failed = [(r.region, r.failure) for r in outcome.regions if r.failure]
+    checked = PassChecked(drift_check, act, trigger, now)
+    return _report(ref, status, conditions, phase, fields, outcome.diffs, outcome.changes, failed, checked)
+
+
+@dataclass(frozen=True)
+class PassChecked:
+    """How a pass looked at AWS: a drift check or a change pass, acting or only reporting, and when."""
+
+    drift_check: bool
+    act: bool
+    trigger: Trigger
+    now: str
+
+
+def _report(
+    ref: ObjectRef,
+    status: Mapping[str, Any],
+    conditions: list[ConditionState],
+    phase: str,
+    fields: dict[str, Any],
+    diffs: list[FieldDiff],
+    changes: list[Change],
+    failed: list[tuple[str, RegionFailure]],
+    checked: PassChecked,
+) -> PassReport:
+    """The status body and Events of a pass, whichever kind: what both kinds write, and `fields`, the
+    kind's own (its regions or buckets)."""
+    now = checked.now
+    drift = drift_entries(diffs, status.get("drift"), now, checked.act) if checked.drift_check else []
+    body: dict[str, Any] = {
+        "observedGeneration": ref.generation,
+        "phase": phase,
+        "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+        **fields,
+        "drift": drift,
         "lastSyncTime": now,
     }
-    if trigger == "timer" or drift_check:
+    if checked.trigger == "timer" or checked.drift_check:
         body["lastDriftCheckTime"] = now
-    events = _change_events(outcome.changes, outcome.diffs, drift_check, act, trigger)
-    events += _failure_events([(r.region, r.failure) for r in outcome.regions if r.failure])
-    return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
+    events = _change_events(changes, diffs, checked.drift_check, checked.act, checked.trigger)
+    events += _failure_events(failed)
+    retry = _retry_after([failure for _, failure in failed])
+    return PassReport(body, events, retry, changes=len(changes), drift=len(drift))
 
 
 @_status_as(TrailStatus)
@@ -552,11 +586,7 @@ def _retention_report(
         outcome.diffs, failures, drift_check, act, f"lifecycle rule in place on {ok} bucket(s)"
     )
     conditions, phase = conditions_for(summary)
-    drift = drift_entries(outcome.diffs, status.get("drift"), now, act) if drift_check else []
-    body: dict[str, Any] = {
-        "observedGeneration": ref.generation,
-        "phase": phase,
-        "conditions": merge_conditions(status.get("conditions"), conditions, now, ref.generation),
+    fields = {
         "buckets": [
             {
                 "bucket": b.bucket,
@@ -566,14 +596,10 @@ def _retention_report(
             }
             for b in outcome.buckets
         ],
-        "drift": drift,
-        "lastSyncTime": now,
     }
-    if trigger == "timer" or drift_check:
-        body["lastDriftCheckTime"] = now
-    events = _change_events(outcome.changes, outcome.diffs, drift_check, act, trigger)
-    events += _failure_events([(b.bucket, b.failure) for b in outcome.buckets if b.failure])
-    return PassReport(body, events, _retry_after(failures), changes=len(outcome.changes), drift=len(drift))
+    failed = [(b.bucket, b.failure) for b in outcome.buckets if b.failure]
+    checked = PassChecked(drift_check, act, trigger, now)
+    return _report(ref, status, conditions, phase, fields, outcome.diffs, outcome.changes, failed, checked)
 
 
 @_status_as(LogRetentionStatus)
