@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from support.cis_moto import operator_against, serve_cis_moto
 from support.cluster import Cluster, KubeAccess, OperatorProcess, kube_access
 from support.faults import FaultInjector
 from support.moto_server import TEST_REGION, InProcessMotoServer, MakeAws, MotoServer
@@ -146,6 +147,22 @@ def cluster(kube: KubeAccess) -> Iterator[Cluster]:
     """The API server with no trailkeeper object, event or peering left from another test."""
     with Cluster(kube) as view:
         yield view
+
+
+@pytest.fixture(scope="module")
+def cis_moto() -> Iterator[InProcessMotoServer]:
+    """moto in-process behind the fronts the CIS controls need (support/cis_moto.py)."""
+    with serve_cis_moto() as server:
+        yield server
+
+
+@pytest.fixture
+def cis_operator(
+    cluster: Cluster, cis_moto: InProcessMotoServer, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """`trailkeeper run` against the API server and a freshly reset `cis_moto`."""
+    with operator_against(cluster, cis_moto, tmp_path / "operator.log") as process:
+        yield process
 
 
 @pytest.fixture

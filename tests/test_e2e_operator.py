@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +11,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.cis_moto import operator_against, serve_cis_moto
 from support.cluster import ApiError, Cluster, OperatorProcess, eventually
 from support.moto_server import InProcessMotoServer, MotoServer, free_port
 from trailkeeper.core.tags import desired_tags
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def cis_moto() -> Iterator[InProcessMotoServer]:
-    with serve_cis_moto() as server:
-        yield server
-
-
-@pytest.fixture
-def cis_operator(
-    cluster: Cluster, cis_moto: InProcessMotoServer, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_against(cluster, cis_moto, tmp_path / "operator.log") as process:
-        yield process
 
 
 TRAIL = {

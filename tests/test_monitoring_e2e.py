@@ -5,15 +5,12 @@ its own filters and alarms and leaves another's."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner
 
-from support.cis_moto import operator_against, serve_cis_moto
 from support.cluster import Cluster, OperatorProcess, eventually
 from support.moto_server import InProcessMotoServer
 from support.s3control_front import s3control_on_endpoint_host
@@ -21,20 +18,6 @@ from trailkeeper.cli.audit import audit
 from trailkeeper.core.monitoring import METRIC_FILTER_CONTROLS
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def cis_moto() -> Iterator[InProcessMotoServer]:
-    with serve_cis_moto() as server:
-        yield server
-
-
-@pytest.fixture
-def cis_operator(
-    cluster: Cluster, cis_moto: InProcessMotoServer, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    with operator_against(cluster, cis_moto, tmp_path / "operator.log") as process:
-        yield process
 
 
 MONITORED = {
