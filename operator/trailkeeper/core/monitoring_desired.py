@@ -9,7 +9,7 @@ CloudWatchLogsRoleArn; `spec.cloudWatchLogs` cannot be given with it (the API mo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,39 +146,61 @@ class NamedDifferences:
 
 def diff_filters(group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]]) -> NamedDifferences:
     """The owner's filters on the group (`observed`, by name) against the desired ones."""
-    diffs: list[FieldDiff] = []
-    put: list[str] = []
-    for desired in group.filters:
-        seen = observed.get(desired.filter_name)
-        resource = f"metric-filter/{group.region}/{desired.filter_name}"
-        wanted = desired.put_metric_filter_request()
-        fields = filter_differences(desired, dict(seen) if seen is not None else None)
-        put += [desired.filter_name] if fields else []
-        for field in fields:
-            diffs.append(
-                FieldDiff(
-                    resource,
-                    field,
-                    render(wanted.get(field, "true")),
-                    render(seen.get(field) if seen is not None else "false"),
-                    Fix.PUT_METRIC_FILTER,
-                )
-            )
-    stale = _stale(group.filters, "filter_name", observed)
-    diffs += [_gone(f"metric-filter/{group.region}/{n}", Fix.DELETE_METRIC_FILTER) for n in stale]
-    return NamedDifferences(diffs, sorted(put), stale)
+    return _diff_named(
+        group,
+        observed,
+        _NamedKind(
+            "metric-filter",
+            "filter_name",
+            lambda d: d.put_metric_filter_request(),
+            filter_differences,
+            Fix.PUT_METRIC_FILTER,
+            Fix.DELETE_METRIC_FILTER,
+        ),
+    )
 
 
 def diff_alarms(group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]]) -> NamedDifferences:
     """The owner's alarms in the region against the desired ones."""
+    return _diff_named(
+        group,
+        observed,
+        _NamedKind(
+            "metric-alarm",
+            "alarm_name",
+            lambda d: d.put_metric_alarm_request({}),
+            alarm_differences,
+            Fix.PUT_METRIC_ALARM,
+            Fix.DELETE_METRIC_ALARM,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _NamedKind:
+    """What differs between filters and alarms when comparing them: their resource prefix, the attribute
+    naming each, its desired request, its comparison and the two fixes."""
+
+    prefix: str
+    attribute: str
+    request: Callable[[DesiredMetricFilter], Mapping[str, Any]]
+    differences: Callable[[DesiredMetricFilter, dict[str, Any] | None], list[str]]
+    put_fix: Fix
+    delete_fix: Fix
+
+
+def _diff_named(
+    group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]], kind: _NamedKind
+) -> NamedDifferences:
     diffs: list[FieldDiff] = []
     put: list[str] = []
     for desired in group.filters:
-        seen = observed.get(desired.alarm_name)
-        resource = f"metric-alarm/{group.region}/{desired.alarm_name}"
-        wanted = desired.put_metric_alarm_request({})
-        fields = alarm_differences(desired, dict(seen) if seen is not None else None)
-        put += [desired.alarm_name] if fields else []
+        name = str(getattr(desired, kind.attribute))
+        seen = observed.get(name)
+        resource = f"{kind.prefix}/{group.region}/{name}"
+        wanted = kind.request(desired)
+        fields = kind.differences(desired, dict(seen) if seen is not None else None)
+        put += [name] if fields else []
         for field in fields:
             diffs.append(
                 FieldDiff(
@@ -186,11 +208,11 @@ def diff_alarms(group: DesiredLogGroup, observed: Mapping[str, Mapping[str, Any]
                     field,
                     render(wanted.get(field, "true")),
                     render(seen.get(field) if seen is not None else "false"),
-                    Fix.PUT_METRIC_ALARM,
+                    kind.put_fix,
                 )
             )
-    stale = _stale(group.filters, "alarm_name", observed)
-    diffs += [_gone(f"metric-alarm/{group.region}/{n}", Fix.DELETE_METRIC_ALARM) for n in stale]
+    stale = _stale(group.filters, kind.attribute, observed)
+    diffs += [_gone(f"{kind.prefix}/{group.region}/{n}", kind.delete_fix) for n in stale]
     return NamedDifferences(diffs, sorted(put), stale)
 
 
