@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from trailkeeper.api.trail import MANAGED_TAGS_KEY, TrailSpec
-from trailkeeper.aws.session import AwsSessions
+from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.core.bucket_share import BUCKET_POLICY_MAX_BYTES, BucketShare, missing_entries, policy_bytes
 from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.core.tags import desired_tags, managed_record
@@ -39,8 +39,8 @@ def mutating(aws: AwsSessions) -> list[str]:
     return [f"{c.service}:{c.operation}" for c in aws.recorder.snapshot() if c.mutating]
 
 
-def bucket_policy(aws: AwsSessions, bucket: str) -> dict[str, Any]:
-    text = aws.client("s3", "us-east-1").get_bucket_policy(Bucket=bucket)["Policy"]
+def bucket_policy(aws: AwsSessions, bucket: str, account: AccountRef | None = None) -> dict[str, Any]:
+    text = aws.client("s3", "us-east-1", account).get_bucket_policy(Bucket=bucket)["Policy"]
     return dict(json.loads(text))
 
 
@@ -184,7 +184,9 @@ def test_multi_account_bucket_through_an_assumed_role(aws: AwsSessions) -> None:
     assert outcome.failures == []
     assert outcome.account_id == member
     assert outcome.regions[0].trail_arn == f"arn:aws:cloudtrail:us-east-1:{member}:trail/central"
-    policy = json.dumps(bucket_policy(aws, "central-audit"))
+    # The bucket is the member account's: only it may read the policy.
+    role = AccountRef(f"arn:aws:iam::{member}:role/trailkeeper")
+    policy = json.dumps(bucket_policy(aws, "central-audit", role))
     assert f"AWSLogs/{member}/*" in policy and "AWSLogs/222222222222/*" in policy
     own = aws.client("cloudtrail", "us-east-1").describe_trails()["trailList"]
     assert all(t["Name"] != "central" for t in own), "the trail must live in the member account"

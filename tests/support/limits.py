@@ -17,6 +17,10 @@ behind it fails where AWS would fail:
 A policy's size is counted as AWS counts it: the document without the whitespace between JSON tokens.
 ``refused`` lists every refusal, for tests that check the product never ran into one.
 
+Behind it sits :class:`~support.bucket_access.BucketAccessFront` (``access``): another account's bucket
+refused with AccessDenied, and a trail whose bucket policy does not let CloudTrail deliver refused with
+InsufficientS3BucketPolicyException, as AWS does.
+
     front = LimitsFront(moto_app())
     server = InProcessMotoServer(FaultInjector(front))
 """
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from support.bucket_access import BucketAccessFront
 from support.faults import (
     WSGIApp,
     _account_of,
@@ -79,7 +84,8 @@ class LimitsFront:
     """WSGI middleware: refuse a request beyond one of AWS's hard limits, pass everything else to ``app``."""
 
     def __init__(self, app: WSGIApp) -> None:
-        self._app = app
+        self.access = BucketAccessFront(app)
+        self._app: WSGIApp = self.access
         self._lock = threading.Lock()
         # Counting trails and creating one must not interleave, or two creates could both take the last slot.
         self._create_lock = threading.Lock()
