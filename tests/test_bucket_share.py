@@ -103,3 +103,16 @@ def test_entries_added_by_hand_are_kept_and_a_lost_entry_is_found() -> None:
     by_sid(after)[write_sid("")]["Resource"].remove(share(2).log_path)
     assert missing_entries(after, share(2)) == [(write_sid(""), share(2).log_path)]
     assert missing_entries(after, share(1)) == []
+
+
+def test_a_trail_not_yet_made_adds_beside_an_entry_of_its_name_and_removes_only_its_own_path() -> None:
+    """One trail name in two namespaces: until CreateTrail decides, either entry may be the other
+    Trail's, so a share that has not claimed its trail moves nothing and takes out only its own path."""
+    winner, loser = share(3, "org-audit"), share(3, "org-audit", prefix="team-b")
+    policy = add_share(None, winner)
+    both = add_share(policy, loser, move=False)
+    assert missing_entries(both, winner) == [] and missing_entries(both, loser) == []
+    assert missing_entries(add_share(policy, loser), winner) != []  # a claimed share moves its entry
+    after = remove_share(both, loser, anywhere=False)
+    assert missing_entries(after, winner) == []
+    assert not has_share(after, loser, anywhere=False) and has_share(after, loser)

@@ -26,7 +26,7 @@ from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.reconcile.errors import RegionFailure
 from trailkeeper.reconcile.logretention import RetentionRequest, RetentionTarget, reconcile_log_retention
 from trailkeeper.reconcile.shared import Shared
-from trailkeeper.reconcile.trail import TrailOutcome, TrailRequest, reconcile_trail
+from trailkeeper.reconcile.trail import TrailOutcome, TrailRequest, delete_trail, reconcile_trail
 from trailkeeper.reconcile.verified_write import SharedDocument, WritePolicy, write_verified
 
 REGION = "us-east-1"
@@ -294,3 +294,47 @@ def test_one_trail_name_in_two_namespaces_gets_one_owner_and_a_conflict(
     assert {t["Key"]: t["Value"] for t in tags}[OWNER_TAG] == winner
     loser = outcomes[1] if winner == "team-a/audit" else outcomes[0]
     assert "owned by " + winner in str(loser.failures[0])
+
+
+def test_a_trail_name_taken_between_claim_and_create_leaves_the_winner_its_grant(
+    racing: tuple[AwsSessions, AwsSessions, AwsSessions], fault_injector: FaultInjector
+) -> None:
+    """Both Trails see no trail of the name, so both put their entry (the same trail ARN, two prefixes)
+    in the shared statements. The winner's entry must survive the loser's writes, and the loser takes its
+    own back out: before, each merge took the other's entry as its own older path and removed it."""
+    loser, winner, observer = racing
+    winner_spec = trail_spec(trailName="org-audit")
+    loser_spec = trail_spec(trailName="org-audit", destination={"bucket": BUCKET, "keyPrefix": "team-b"})
+    won: list[TrailOutcome] = []
+    # The winner's whole pass runs while the loser's CreateTrail is on its way, after the loser's Put.
+    fault_injector.before(
+        "cloudtrail",
+        "CreateTrail",
+        lambda: won.append(reconcile_trail(TrailRequest("team-a", "audit", winner_spec), winner, shared())),
+    )
+
+    lost = reconcile_trail(TrailRequest("team-b", "audit", loser_spec), loser, shared())
+
+    assert [f.code for f in lost.failures] == ["Conflict"]
+    assert won and won[0].failures == []
+    policy = policy_of(observer)
+    assert missing_entries(policy, share("org-audit")) == []
+    prefixed = BucketShare(BUCKET, "team-b", MOTO_DEFAULT_ACCOUNT, "org-audit")
+    assert not has_share(policy, prefixed, anywhere=False)
+
+
+def test_deleting_the_trail_that_lost_a_name_keeps_the_winners_grant(
+    racing: tuple[AwsSessions, AwsSessions, AwsSessions],
+) -> None:
+    """The loser asks for the same bucket and prefix: its share entries are the winner's, to the byte."""
+    first, second, observer = racing
+    spec = trail_spec(trailName="org-audit", deletionPolicy="Delete")
+    assert reconcile_trail(TrailRequest("team-a", "audit", spec), first, shared()).failures == []
+    conflict = reconcile_trail(TrailRequest("team-b", "audit", spec), second, shared())
+    assert [f.code for f in conflict.failures] == ["Conflict"]
+
+    deleted = delete_trail(TrailRequest("team-b", "audit", spec), second, shared())
+
+    assert deleted.failures == []
+    assert missing_entries(policy_of(observer), share("org-audit")) == []
+    assert len(observer.client("cloudtrail", REGION).describe_trails()["trailList"]) == 1

@@ -194,11 +194,17 @@ def _accounts_in_writes(statements: list[Any]) -> set[str]:
     }
 
 
-def add_share(policy: Mapping[str, Any] | None, share: BucketShare) -> dict[str, Any]:
-    """`policy` with `share`'s entries in the shared statements (and out of another prefix's write
-    statement, should the Trail have moved its key prefix); every other entry and statement kept."""
+def add_share(policy: Mapping[str, Any] | None, share: BucketShare, *, move: bool = True) -> dict[str, Any]:
+    """`policy` with `share`'s entries in the shared statements; every other entry and statement kept.
+
+    With `move`, the share's trail entry also leaves another prefix's write statement (the Trail moved its
+    key prefix). Only a Trail whose trail exists and is its own may move: before CreateTrail decides, a
+    trail entry of the same name and account may be another Trail's (one `trailName` in two namespaces),
+    and taking it out would take that Trail's grant away.
+    """
     statements = list(copy.deepcopy(document_statements(policy)))
-    statements = _drop_source(statements, share, keep_sid=share.write_sid)
+    if move:
+        statements = _drop_source(statements, share, keep_sid=share.write_sid)
     write = _by_sid(statements, share.write_sid) or {}
     paths = [*_values(write.get("Resource")), share.log_path]
     sources = [*_condition_values(write, "ArnLike", SOURCE_ARN), share.source_arn]
@@ -215,13 +221,17 @@ def add_share(policy: Mapping[str, Any] | None, share: BucketShare) -> dict[str,
     return result
 
 
-def _drop_source(statements: list[Any], share: BucketShare, *, keep_sid: str | None = None) -> list[Any]:
-    """The write statements (but `keep_sid`'s) without the share's trail entry, each losing the share's
-    account path when no trail of that account is left in it; a statement left with no trail goes."""
+def _drop_source(
+    statements: list[Any], share: BucketShare, *, keep_sid: str | None = None, only_sid: str | None = None
+) -> list[Any]:
+    """The write statements (but `keep_sid`'s; only `only_sid`'s when given) without the share's trail
+    entry, each losing the share's account path when no trail of that account is left in it; a statement
+    left with no trail goes."""
     out: list[Any] = []
     for statement in statements:
         sid = statement.get("Sid") if isinstance(statement, Mapping) else None
-        if not is_shared_sid(sid) or not str(sid).startswith(WRITE_SID_PREFIX) or sid == keep_sid:
+        skipped = sid == keep_sid or (only_sid is not None and sid != only_sid)
+        if not is_shared_sid(sid) or not str(sid).startswith(WRITE_SID_PREFIX) or skipped:
             out.append(statement)
             continue
         sources = _condition_values(statement, "ArnLike", SOURCE_ARN)
@@ -241,10 +251,17 @@ def _drop_source(statements: list[Any], share: BucketShare, *, keep_sid: str | N
     return out
 
 
-def remove_share(policy: Mapping[str, Any] | None, share: BucketShare) -> dict[str, Any] | None:
+def remove_share(
+    policy: Mapping[str, Any] | None, share: BucketShare, *, anywhere: bool = True
+) -> dict[str, Any] | None:
     """`policy` without `share`'s entries: the account's entry goes only with its last trail, the
-    shared statements only with the last Trail. None when nothing is left at all."""
-    statements = _drop_source(list(copy.deepcopy(document_statements(policy))), share)
+    shared statements only with the last Trail. None when nothing is left at all.
+
+    `anywhere` False takes the trail entry out of the share's own path pattern only: when a trail of the
+    name is another Trail's, its entry under another prefix is that Trail's grant (see add_share).
+    """
+    only = None if anywhere else share.write_sid
+    statements = _drop_source(list(copy.deepcopy(document_statements(policy))), share, only_sid=only)
     remaining_accounts = _accounts_in_writes(statements)
     acl = _by_sid(statements, ACL_CHECK_SID)
     if acl is not None and share.account_id not in remaining_accounts:
@@ -258,12 +275,15 @@ def remove_share(policy: Mapping[str, Any] | None, share: BucketShare) -> dict[s
     return _with_statements(policy, statements)
 
 
-def has_share(policy: Mapping[str, Any] | None, share: BucketShare) -> bool:
-    """Whether any of the share's trail entries is in the policy (under any path pattern)."""
+def has_share(policy: Mapping[str, Any] | None, share: BucketShare, *, anywhere: bool = True) -> bool:
+    """Whether any of the share's trail entries is in the policy (under any path pattern; `anywhere`
+    False: under its own)."""
     return any(
         share.source_arn in _condition_values(s, "ArnLike", SOURCE_ARN)
         for s in document_statements(policy)
-        if isinstance(s, Mapping) and is_shared_sid(s.get("Sid"))
+        if isinstance(s, Mapping)
+        and is_shared_sid(s.get("Sid"))
+        and (anywhere or s.get("Sid") == share.write_sid)
     )
 
 

@@ -32,6 +32,7 @@ from trailkeeper.core.bucket_share import (
 from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_tags
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
 from trailkeeper.core.naming import OWNER_TAG
+from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.tags import tag_change
 from trailkeeper.reconcile.errors import RegionFailure
 from trailkeeper.reconcile.parts import Observation, PassContext, foreign_owned, run_part
@@ -43,9 +44,29 @@ Policy = dict[str, Any] | None
 _PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
+# A bucket's owner changes only when it is deleted and made again under its (global) name: what a pass
+# learnt of another account's bucket holds for an hour, as the enabled regions do, so drift checks of a
+# member account's Trail make no S3 call for the central bucket.
+FOREIGN_BUCKET_MAX_AGE = 3600.0
+
+
+def _foreign_key(context: PassContext, bucket: str) -> tuple[str, ...]:
+    return ("foreign-bucket", context.account_id, bucket)
+
+
+def _not_readable(bucket: str, account_id: str) -> str:
+    return (
+        f"bucket {bucket} belongs to another account (or account {account_id} may not read it); "
+        "to deliver into another account's bucket set destination.createBucket: false and have the "
+        f"bucket's Trail list {account_id} in its destination.sourceAccounts"
+    )
+
+
 @dataclass
 class BucketPart:
-    """The bucket: made when missing (if the spec lets trailkeeper create it); must be the caller's."""
+    """The bucket: made when missing (if the spec lets trailkeeper create it). Another account's bucket
+    (S3 answers 403 to every read of it) is used as it is when the spec does not ask to create it: its
+    policy and settings are its owner's, and CreateTrail tells whether its policy lets this account in."""
 
     context: PassContext
     client: BucketClient
@@ -54,6 +75,14 @@ class BucketPart:
     def observe(self, bucket: str) -> Observation[str, ObservedBucket]:
         context = self.context
         resource = f"bucket/{bucket}"
+        uses_existing = not context.spec.destination.create_bucket
+        if (
+            uses_existing
+            and not context.deep
+            and context.shared.cache.peek(_foreign_key(context, bucket), FOREIGN_BUCKET_MAX_AGE)
+        ):
+            foreign = ObservedBucket(name=bucket, region=self.home, exists=True, owned_by_caller=False)
+            return Observation(resource, True, bucket, foreign)
         observed = self.client.observe(bucket, parts=None if context.deep else {PART_POLICY, PART_TAGS})
         if not observed.exists:
             if not context.spec.destination.create_bucket:
@@ -63,7 +92,10 @@ class BucketPart:
             missing = [FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]
             return Observation(resource, False, bucket, observed, missing)
         if not observed.owned_by_caller:
-            raise RegionFailure("AccessDenied", f"bucket {bucket} belongs to another account")
+            if not uses_existing:
+                raise RegionFailure("AccessDenied", _not_readable(bucket, context.account_id))
+            context.shared.cache.put(_foreign_key(context, bucket), True)
+            return Observation(resource, True, bucket, observed)
         diffs = []
         if context.deep and self._interrupted_creation(observed):
             diffs.append(FieldDiff(resource, f"Tags.{OWNER_TAG}", context.owner, "None", Fix.FINISH_CREATION))
@@ -168,6 +200,8 @@ class BucketPolicyPart:
     bucket: str
     current: dict[str, Any] | None
     regions: list[str]
+    # Whether this Trail's trail exists (and is its own) in every region delivering here: see add_share.
+    claimed: bool = True
 
     def observe(self, desired: Statements) -> Observation[Statements, Policy]:
         resource = f"bucket-policy/{self.bucket}"
@@ -177,7 +211,9 @@ class BucketPolicyPart:
         return Observation(resource, self.current is not None, desired, self.current, diffs)
 
     def apply(self, observation: Observation[Statements, Policy]) -> list[Change]:
-        document = bucket_policy(self.context, self.client, self.bucket, observation.desired)
+        document = bucket_policy(
+            self.context, self.client, self.bucket, observation.desired, move=self.claimed
+        )
         self.context.write_later(document, self.current, f"s3:{self.bucket}", self.regions)
         return [Change(observation.resource, "put trailkeeper statements")]
 
@@ -196,12 +232,16 @@ def desired_statements(context: PassContext, bucket: str, regions: list[str]) ->
     )
 
 
-def reconcile_bucket(context: PassContext, bucket: str, regions: list[str]) -> None:
-    """The bucket of `regions` (it lives in the first), under its lock: one read, then each part."""
+def reconcile_bucket(context: PassContext, bucket: str, regions: list[str], claimed: bool = True) -> bool:
+    """The bucket of `regions` (it lives in the first), under its lock: one read, then each part.
+    `claimed`: this Trail's trail exists in each of `regions` (see BucketPolicyPart). True when the bucket
+    is another account's, used as it is: nothing of it is read further or written."""
     home = regions[0]
     client = BucketClient(context.client("s3", home), home)
     with context.shared.locks.hold(f"s3:{bucket}"):
         seen = run_part(context, BucketPart(context, client, home), bucket)
+        if seen.exists and not seen.observed.owned_by_caller:
+            return True
         read: ObservedBucket | None = seen.observed if seen.exists else None
         if read is not None and {d.fix for d in seen.diffs} == {Fix.FINISH_CREATION} and context.act:
             read = dataclasses.replace(read, tags=context.tags())
@@ -211,23 +251,31 @@ def reconcile_bucket(context: PassContext, bucket: str, regions: list[str]) -> N
                 settings = BucketSettings("aws:kms" if kms else "AES256", kms)
                 run_part(context, BucketSettingsPart(context, client, read), settings)
             run_part(context, BucketTagsPart(context, client, read), context.tags())
-        policy = BucketPolicyPart(context, client, bucket, read.policy if read else None, regions)
+        policy = BucketPolicyPart(context, client, bucket, read.policy if read else None, regions, claimed)
         run_part(context, policy, desired_statements(context, bucket, regions))
+    return False
 
 
 def bucket_policy(
-    context: PassContext, client: BucketClient, bucket: str, desired: list[dict[str, Any]] | None
+    context: PassContext,
+    client: BucketClient,
+    bucket: str,
+    desired: list[dict[str, Any]] | None,
+    move: bool = True,
+    keep_share: bool = False,
 ) -> SharedDocument[dict[str, Any] | None]:
     """The bucket's policy as a shared document: this owner's statements become `desired` (None: none of
-    them), every other statement is kept as read."""
+    them), every other statement is kept as read. `move`: this Trail's trail is its own (see add_share);
+    `keep_share`: a removal leaves the shared statements' entries as they are."""
     owner = context.owner
     resource = f"bucket-policy/{bucket}"
     share = context.share(bucket)
 
     def merge(policy: dict[str, Any] | None) -> dict[str, Any] | None:
         if desired is None:
-            return remove_share(remove_owner_statements(policy, owner), share)
-        merged = add_share(merge_statements(policy, owner, desired), share)
+            kept = remove_owner_statements(policy, owner)
+            return kept if keep_share else remove_share(kept, share, anywhere=move)
+        merged = add_share(merge_statements(policy, owner, desired), share, move=move)
         # Refused before the write: S3 would refuse it, and retrying cannot help.
         if policy_bytes(merged) > BUCKET_POLICY_MAX_BYTES:
             raise RegionFailure("PolicyTooLarge", too_large_message(bucket, policy_bytes(merged)))
@@ -235,7 +283,9 @@ def bucket_policy(
 
     def holds(policy: dict[str, Any] | None) -> bool:
         if desired is None:
-            return not owner_statements(policy, owner) and not has_share(policy, share)
+            return not owner_statements(policy, owner) and (
+                keep_share or not has_share(policy, share, anywhere=move)
+            )
         return not diff_statements(resource, desired, policy, owner=owner) + share_diffs(
             resource, policy, share
         )
@@ -249,22 +299,32 @@ def bucket_policy(
     )
 
 
-def release_bucket(context: PassContext, bucket: str, home: str) -> None:
-    """Deletion: our statements out of the bucket's policy, and the bucket itself when it is ours, empty
-    and no other owner still writes to it."""
+def release_bucket(
+    context: PassContext, bucket: str, home: str, rival: ObservedTrail | None = None, delete: bool = True
+) -> None:
+    """Deletion: our statements out of the bucket's policy, and (with `delete`) the bucket itself when it
+    is ours, empty and no other owner still writes to it.
+
+    `rival`: a trail of this Trail's name that another owner holds. Its grant is an entry of the same
+    trail ARN: under another prefix it stays (only this Trail's prefix is cleared), and when it delivers
+    here under this Trail's prefix the entry there is the rival's and stays too."""
     client = BucketClient(context.client("s3", home), home)
+    share = context.share(bucket)
+    keep_share = rival is not None and (rival.s3_bucket, rival.s3_key_prefix or "") == (
+        bucket,
+        share.key_prefix,
+    )
+    document = bucket_policy(context, client, bucket, None, move=rival is None, keep_share=keep_share)
     with context.shared.locks.hold(f"s3:{bucket}"):
         observed = client.observe(bucket)
         if not observed.exists or not observed.owned_by_caller:
             return
-        share = context.share(bucket)
-        if owner_statements(observed.policy, context.owner) or has_share(observed.policy, share):
-            remaining = remove_share(remove_owner_statements(observed.policy, context.owner), share)
-            context.write(bucket_policy(context, client, bucket, None), observed.policy)
+        remaining = observed.policy
+        if not document.holds(observed.policy):
+            remaining = document.merge(observed.policy)
+            context.write(document, observed.policy)
             context.changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
-        else:
-            remaining = observed.policy
-        if observed.tags.get(OWNER_TAG) == context.owner and not foreign_owned(remaining):
+        if delete and observed.tags.get(OWNER_TAG) == context.owner and not foreign_owned(remaining):
             if client.delete_if_empty(bucket):
                 context.changed(f"bucket/{bucket}", "deleted (empty)")
             else:

@@ -100,6 +100,10 @@ class Confirmations:
     ) -> None:
         self._pending.append(_Pending(self.policy.clock() + self.policy.settle, document, guard, keys))
 
+    def forget(self, keys: tuple[str, ...]) -> None:
+        """No confirming read for the documents filed under `keys`: the pass took its part back out."""
+        self._pending = [p for p in self._pending if p.keys != keys]
+
     def confirm(self) -> Iterator[tuple[tuple[str, ...], RegionFailure]]:
         """Wait for the last settle time to be over, read each document again, and write again (as
         :func:`write_verified` does, under its ``guard``) each whose part another writer undid; yields the
