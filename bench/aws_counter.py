@@ -7,6 +7,8 @@ with the emulated Kubernetes API in the bench process; the bench reads the count
 * ``GET  /bench-api/calls``        every (caller, service, operation) seen: count and moto's own seconds
 * ``POST /bench-api/calls/reset``  start counting afresh
 * ``POST /moto-api/reset``         moto's own: forget every resource
+* ``GET  /bench-api/quota``        with ``--quota``: CloudTrail requests let through per (account, region,
+  category) and the number throttled (tests/support/quota.py in front of moto)
 
 A request is the operator's when its User-Agent carries ``trailkeeper/`` (``AwsSessions`` adds it to
 every client); anything else (the bench's raw boto3 floor) is counted as ``other``. Behind the counter,
@@ -34,6 +36,7 @@ from bench.paths import REPO, subprocess_env
 
 CALLS_PATH = "/bench-api/calls"
 RESET_PATH = "/bench-api/calls/reset"
+QUOTA_PATH = "/bench-api/quota"
 OPERATOR_AGENT = "trailkeeper/"
 START_TIMEOUT = 30.0
 
@@ -54,12 +57,13 @@ class CallCount:
 class CountingApp:
     """WSGI middleware: count each request by (caller, service, operation), then let moto answer it."""
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApp, quota: Any = None) -> None:
         # The operation parser of the fault injector knows every protocol moto speaks (JSON target,
         # query Action, S3 REST shapes from botocore's model): one parser for tests and bench.
         from support.faults import identify_request
 
         self._app = app
+        self._quota = quota  # a support.quota.QuotaFront inside `app`, or None
         self._identify = identify_request
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str], list[float]] = {}
@@ -71,7 +75,12 @@ class CountingApp:
         if path == RESET_PATH:
             with self._lock:
                 self._counts.clear()
+            if self._quota is not None:
+                self._quota.clear()
             return self._answer(start_response, [])
+        if path == QUOTA_PATH and self._quota is not None:
+            passed = [[*key, n] for key, n in sorted(self._quota.passed_by().items())]
+            return self._answer(start_response, {"passed": passed, "throttled": len(self._quota.throttled)})
         if path.startswith("/moto-api"):
             return self._app(environ, start_response)
         service, operation = self._identify(environ)
@@ -101,13 +110,15 @@ class CountingApp:
         return [data]
 
 
-def serve(host: str, port: int) -> None:
-    """Serve moto behind the counter until killed; print the URL as the first line of stdout."""
+def serve(host: str, port: int, quota: bool = False) -> None:
+    """Serve moto behind the counter until killed (and behind CloudTrail's request quotas if `quota`);
+    print the URL as the first line of stdout."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     from support.faults import moto_app
     from support.limits import LimitsFront
+    from support.quota import QuotaFront
 
     class QuietHandler(MotoRequestHandler):
         """No line on stderr for each of thousands of requests."""
@@ -115,9 +126,10 @@ def serve(host: str, port: int) -> None:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             return None
 
-    server = make_server(
-        host, port, CountingApp(LimitsFront(moto_app())), threaded=True, request_handler=QuietHandler
-    )
+    limited: WSGIApp = LimitsFront(moto_app())
+    front = QuotaFront(limited) if quota else None
+    app = CountingApp(front or limited, quota=front)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
     print(f"http://{host}:{server.server_port}", flush=True)
     server.serve_forever()
 
@@ -125,9 +137,10 @@ def serve(host: str, port: int) -> None:
 class CountingMoto:
     """The counting moto server as a subprocess, and a client of its counts."""
 
-    def __init__(self, log: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, log: Path, host: str = "127.0.0.1", *, quota: bool = False) -> None:
         self.host = host
         self.log = log
+        self.quota = quota
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
 
@@ -137,7 +150,11 @@ class CountingMoto:
         env.pop("AWS_ENDPOINT_URL", None)
         with self.log.open("w") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bench.aws_counter", "--host", self.host, "--port", "0"],
+                [
+                    sys.executable,
+                    *("-m", "bench.aws_counter", "--host", self.host, "--port", "0"),
+                    *(["--quota"] if self.quota else []),
+                ],
                 cwd=REPO,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -193,6 +210,13 @@ class CountingMoto:
     def reset_counts(self) -> None:
         self._post(RESET_PATH)
 
+    def quota_counts(self) -> tuple[dict[tuple[str, str, str], int], int]:
+        """With the quota front: CloudTrail requests let through per (account, region, category), and how
+        many were throttled, since the last reset."""
+        with urllib.request.urlopen(self.url + QUOTA_PATH, timeout=30) as response:
+            body = json.loads(response.read())
+        return {(a, r, c): int(n) for a, r, c, n in body["passed"]}, int(body["throttled"])
+
     def counts(self) -> list[CallCount]:
         with urllib.request.urlopen(self.url + CALLS_PATH, timeout=30) as response:
             rows = json.loads(response.read())
@@ -203,10 +227,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="moto behind a request counter")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--quota", action="store_true", help="CloudTrail's request quotas in front of moto")
     args = parser.parse_args()
     # Not inherited from the environment: a stray setting would send moto's own calls elsewhere.
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    serve(args.host, args.port)
+    serve(args.host, args.port, args.quota)
 
 
 if __name__ == "__main__":

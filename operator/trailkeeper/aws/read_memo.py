@@ -7,6 +7,11 @@ observation takes those younger than its interval (it keeps its own result that 
 AWS only for the rest. Answers are kept and given only inside a `scope`; any write through a client of the
 same account and service forgets that service's answers at once, so nothing is read past its own writes.
 The answers are kept in the read layer (aws/reads.py) under its freshness rule.
+
+A `trailkeeper diff` run is one snapshot: every read of any Trail of the run (a shared bucket's settings, a
+shared topic's attributes, a region's trails) is asked once, whatever number of manifests use it
+(`everywhere(every_read=True)`, the scope of every thread of the run). It writes nothing, so nothing is
+ever confirmed past it; an `apply` takes no such scope (its confirming reads must reach AWS).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from trailkeeper.aws.reads import Reads
@@ -30,30 +36,59 @@ MEMOIZED = frozenset(
     }
 )
 
+# Never kept, even by an every-read scope: credentials and the caller's identity are per session.
+NEVER = frozenset({"sts"})
+
 Key = tuple[str, str, str, str, str, str, str]
 
 
+@dataclass(frozen=True)
+class _Scope:
+    max_age: float
+    every_read: bool  # every read call, not only those in MEMOIZED
+
+
 class ReadMemo:
-    """Thread-safe; the scope (and its maximum age) is per thread, as each pass runs in one thread."""
+    """Thread-safe; a scope (and its maximum age) is per thread, as each pass runs in one thread, unless set
+    for every thread with `everywhere`."""
 
     def __init__(self, reads: Reads | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._reads = reads if reads is not None else Reads(clock=clock)
         self._local = threading.local()
+        self._everywhere: _Scope | None = None
 
     @contextmanager
-    def scope(self, max_age: float) -> Iterator[None]:
-        """Within this block (in this thread), reads in MEMOIZED are kept, and take answers up to `max_age`
-        seconds old (0: always ask AWS, and keep the answer for others)."""
-        previous = getattr(self._local, "max_age", None)
-        self._local.max_age = max_age
+    def scope(self, max_age: float, *, every_read: bool = False) -> Iterator[None]:
+        """Within this block (in this thread), reads in MEMOIZED (every read with `every_read`) are kept,
+        and take answers up to `max_age` seconds old (0: always ask AWS, and keep the answer for others)."""
+        previous = getattr(self._local, "scope", None)
+        self._local.scope = _Scope(max_age, every_read)
         try:
             yield
         finally:
-            self._local.max_age = previous
+            self._local.scope = previous
 
-    @staticmethod
-    def key(account: str, service: str, region: str, operation: str, request: dict[str, Any]) -> Key | None:
-        if (service, operation) not in MEMOIZED:
+    @contextmanager
+    def everywhere(self, max_age: float, *, every_read: bool = True) -> Iterator[None]:
+        """As `scope`, for every thread that has no scope of its own (a CLI run's worker threads)."""
+        previous, self._everywhere = self._everywhere, _Scope(max_age, every_read)
+        try:
+            yield
+        finally:
+            self._everywhere = previous
+
+    def _scope(self) -> _Scope | None:
+        scope: _Scope | None = getattr(self._local, "scope", None)
+        return scope if scope is not None else self._everywhere
+
+    def key(
+        self, account: str, service: str, region: str, operation: str, request: dict[str, Any]
+    ) -> Key | None:
+        """The key of a read call's answer; None when it is not kept (no scope, or not one it keeps)."""
+        scope = self._scope()
+        if scope is None or service in NEVER:
+            return None
+        if not scope.every_read and (service, operation) not in MEMOIZED:
             return None
         body = request.get("body")
         text = body.decode() if isinstance(body, bytes) else str(body or "")
@@ -63,10 +98,10 @@ class ReadMemo:
         return ("call", account, service, region, operation, where, text)
 
     def lookup(self, key: Key) -> tuple[Any, dict[str, Any]] | None:
-        max_age = getattr(self._local, "max_age", None)
-        if max_age is None:
+        scope = self._scope()
+        if scope is None:
             return None
-        entry = self._reads.peek(key, max_age)
+        entry = self._reads.peek(key, scope.max_age)
         if entry is None:
             return None
         http_response, parsed = entry[1]
@@ -74,7 +109,7 @@ class ReadMemo:
         return http_response, copy.deepcopy(parsed)
 
     def store(self, key: Key, http_response: Any, parsed: dict[str, Any]) -> None:
-        if getattr(self._local, "max_age", None) is None:
+        if self._scope() is None:
             return
         self._reads.put(key, (http_response, copy.deepcopy(parsed)))
 

@@ -12,6 +12,7 @@ import click
 from trailkeeper import __version__
 from trailkeeper.api.crd import crd_files
 from trailkeeper.api.manifests import Manifest, load_manifests
+from trailkeeper.aws.ratelimit import RateLimiter
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.cli import CONTEXT_SETTINGS, operate
 from trailkeeper.cli.audit import audit
@@ -86,10 +87,19 @@ aws_region = click.option(
 )
 
 
-def _sessions(endpoint: str | None, region: str | None) -> AwsSessions:
+no_rate_limit = click.option(
+    "--no-rate-limit",
+    is_flag=True,
+    help="No client-side AWS rate limit (only for local emulators such as moto).",
+)
+
+
+def _sessions(endpoint: str | None, region: str | None, rate_limited: bool = True) -> AwsSessions:
     # STS and bucket look-ups need some region; us-east-1 answers for every account in the aws partition.
     return AwsSessions(
-        endpoint_url=endpoint, default_region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        endpoint_url=endpoint,
+        default_region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        rate_limiter=None if rate_limited else RateLimiter.disabled(),
     )
 
 
@@ -111,6 +121,7 @@ def plan(files: tuple[str, ...], account_id: str) -> None:
 @manifest_files
 @aws_endpoint
 @aws_region
+@no_rate_limit
 @click.option(
     "--force-adopt",
     is_flag=True,
@@ -118,12 +129,16 @@ def plan(files: tuple[str, ...], account_id: str) -> None:
     "see whether that Trail still exists: give this only when you know it is gone.",
 )
 def apply(
-    files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None, force_adopt: bool
+    files: tuple[str, ...],
+    aws_endpoint_url: str | None,
+    aws_region: str | None,
+    no_rate_limit: bool,
+    force_adopt: bool,
 ) -> None:
     """One reconcile of the manifests straight against AWS, printing each change made."""
     manifests = load_or_exit(files)
     failed = False
-    sessions = _sessions(aws_endpoint_url, aws_region)
+    sessions = _sessions(aws_endpoint_url, aws_region, rate_limited=not no_rate_limit)
     for result in run_manifests(manifests, sessions, act=True, force_adopt=force_adopt):
         if result.changes:
             click.echo(f"{result.ref}:")
@@ -141,11 +156,15 @@ def apply(
 @manifest_files
 @aws_endpoint
 @aws_region
-def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None) -> None:
+@no_rate_limit
+def diff(
+    files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str | None, no_rate_limit: bool
+) -> None:
     """Drift of the manifests against AWS. Exit 0: none, 2: drift, 1: error."""
     manifests = load_or_exit(files)
     drift = failed = False
-    for result in run_manifests(manifests, _sessions(aws_endpoint_url, aws_region), act=False):
+    sessions = _sessions(aws_endpoint_url, aws_region, rate_limited=not no_rate_limit)
+    for result in run_manifests(manifests, sessions, act=False):
         for item in result.diffs:
             drift = True
             click.echo(
@@ -203,11 +222,7 @@ def diff(files: tuple[str, ...], aws_endpoint_url: str | None, aws_region: str |
     show_default=True,
     help="Seconds between compliance evaluations of one Trail (a spec change evaluates at once).",
 )
-@click.option(
-    "--no-rate-limit",
-    is_flag=True,
-    help="No client-side AWS rate limit (only for local emulators such as moto).",
-)
+@no_rate_limit
 @click.option(
     "--tenancy-policy",
     type=click.Path(dir_okay=False),

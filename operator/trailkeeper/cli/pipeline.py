@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from trailkeeper.api.logretention import LogRetentionSpec
@@ -10,6 +13,7 @@ from trailkeeper.api.manifests import Manifest
 from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.errors import classify
 from trailkeeper.aws.session import AwsSessions
+from trailkeeper.cli.shared_policies import SharedPolicyWrite, shared_buckets
 from trailkeeper.core.drift import FieldDiff
 from trailkeeper.reconcile.errors import AWS_ERRORS, RegionFailure
 from trailkeeper.reconcile.logretention import (
@@ -21,6 +25,7 @@ from trailkeeper.reconcile.logretention import (
 )
 from trailkeeper.reconcile.shared import Change, Shared
 from trailkeeper.reconcile.trail import TrailRequest, reconcile_trail
+from trailkeeper.reconcile.verified_write import Confirmations
 
 
 @dataclass
@@ -53,40 +58,84 @@ def _retention_targets(
     )
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    act: bool
+    force_adopt: bool = False
+
+
+# Objects reconciled at a time. Most of a paced run is spent waiting for the limiter's next slot in some
+# account and region, so there are more threads than cores: each account and region's quota stays busy.
+WORKERS = 32
+
+
+def _run_one(
+    manifest: Manifest, manifests: list[Manifest], sessions: AwsSessions, shared: Shared, run: RunOptions
+) -> ObjectResult:
+    result = ObjectResult(manifest.ref)
+    try:
+        if isinstance(manifest.spec, TrailSpec):
+            request = TrailRequest(
+                manifest.namespace, manifest.name, manifest.spec, act=run.act, force_adopt=run.force_adopt
+            )
+            trail_outcome = reconcile_trail(request, sessions, shared)
+            result.diffs, result.changes = trail_outcome.diffs, trail_outcome.changes
+            result.failures = trail_outcome.failures
+        else:
+            targets = _retention_targets(manifest, manifests)
+            if isinstance(targets, RegionFailure):
+                result.failures = [targets]
+            else:
+                retention = RetentionRequest(
+                    manifest.namespace, manifest.name, manifest.spec, tuple(targets), act=run.act
+                )
+                outcome = reconcile_log_retention(retention, sessions, shared)
+                result.diffs, result.changes = outcome.diffs, outcome.changes
+                result.failures = outcome.failures
+    except AWS_ERRORS as error:
+        result.failures = [RegionFailure.from_aws(classify(error))]
+    return result
+
+
 def run_manifests(
     manifests: list[Manifest], sessions: AwsSessions, *, act: bool, force_adopt: bool = False
 ) -> Iterator[ObjectResult]:
-    """Reconcile (act) or only compare (not act) every manifest, Trails first (retention follows them).
+    """Reconcile (act) or only compare (not act) every manifest, Trails first (retention follows them);
+    the results in that order.
+
+    The objects run side by side, and each Trail's regions too, so work for different accounts and
+    regions never waits for another's pacing. Reads are shared as the operator's sweep shares them: every
+    manifest of the run reads through the one read layer of `sessions` (aws/reads.py); a `diff` is one
+    snapshot, each read asked once for the whole run (aws/read_memo.py); an `apply` writes each shared
+    bucket's policy once (cli/shared_policies.py).
 
     No cluster is there to say whether the Trail an owner tag names still exists: an owned trail is
     taken over only with `force_adopt` (and `adopt: true` in its manifest)."""
-    # Every manifest of the run reads through the one read layer of `sessions` (aws/reads.py).
-    shared = Shared(cache=sessions.reads)
+    run = RunOptions(act, force_adopt)
     ordered = sorted(manifests, key=lambda m: (m.kind != "Trail", m.namespace, m.name))
-    for manifest in ordered:
-        result = ObjectResult(manifest.ref)
-        try:
-            if isinstance(manifest.spec, TrailSpec):
-                request = TrailRequest(
-                    manifest.namespace, manifest.name, manifest.spec, act=act, force_adopt=force_adopt
-                )
-                trail_outcome = reconcile_trail(request, sessions, shared)
-                result.diffs, result.changes = trail_outcome.diffs, trail_outcome.changes
-                result.failures = trail_outcome.failures
-            else:
-                targets = _retention_targets(manifest, manifests)
-                if isinstance(targets, RegionFailure):
-                    result.failures = [targets]
-                else:
-                    retention = RetentionRequest(
-                        manifest.namespace, manifest.name, manifest.spec, tuple(targets), act=act
-                    )
-                    outcome = reconcile_log_retention(retention, sessions, shared)
-                    result.diffs, result.changes, result.failures = (
-                        outcome.diffs,
-                        outcome.changes,
-                        outcome.failures,
-                    )
-        except AWS_ERRORS as error:
-            result.failures = [RegionFailure.from_aws(classify(error))]
+    trails = [m for m in ordered if m.kind == "Trail"]
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(WORKERS, thread_name_prefix="object"))
+        regions = stack.enter_context(ThreadPoolExecutor(2 * WORKERS, thread_name_prefix="region"))
+        shared = Shared(cache=sessions.reads, region_pool=regions)
+        if not act:
+            stack.enter_context(sessions.memo.everywhere(math.inf))
+        done: dict[str, list[Change]] = {}
+        confirmations = Confirmations(shared.write_policy)
+        if act:
+            writer = SharedPolicyWrite(sessions, shared, confirmations, force_adopt)
+            for changes in pool.map(writer.write, shared_buckets(trails)):
+                for ref, made in changes.items():
+                    done.setdefault(ref, []).extend(made)
+        results: list[ObjectResult] = []
+        for phase in (trails, ordered[len(trails) :]):
+            futures = [pool.submit(_run_one, m, manifests, sessions, shared, run) for m in phase]
+            results += [future.result() for future in futures]
+        # The confirming reads of the shared policies written before the passes (one wait for all).
+        for refs, failure in confirmations.confirm():
+            for result in results:
+                if result.ref in refs:
+                    result.failures.append(failure)
+    for result in results:
+        result.changes[:0] = done.get(result.ref, [])
         yield result

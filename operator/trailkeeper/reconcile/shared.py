@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from trailkeeper.aws.reads import Reads
 from trailkeeper.reconcile.verified_write import WritePolicy
@@ -31,6 +33,7 @@ class KeyedLocks:
 
 
 SHARED_READ_SHARE = 0.5
+T = TypeVar("T")
 
 
 @dataclass
@@ -44,6 +47,18 @@ class Shared:
     resync_scale: float = 1.0
     # How writes of shared documents (policies, lifecycle configurations) re-read and check.
     write_policy: WritePolicy = field(default_factory=WritePolicy)
+    # Where a pass runs its regions side by side (the CLI: each account and region's quota is then kept
+    # busy by its own work); None: one after another.
+    region_pool: Executor | None = None
+
+    def each_region(self, step: Callable[[T], None], regions: Iterable[T]) -> None:
+        """`step` for each region, side by side when there is a region pool."""
+        items = list(regions)
+        if self.region_pool is None or len(items) < 2:
+            for item in items:
+                step(item)
+        else:
+            list(self.region_pool.map(step, items))
 
     def shared_read_age(self, resync_seconds: int) -> float:
         """How old a read shared within a sweep a drift check may take: half its period, so that it never
