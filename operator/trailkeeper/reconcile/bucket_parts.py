@@ -32,6 +32,7 @@ from trailkeeper.core.bucket_share import (
 from trailkeeper.core.drift import FieldDiff, Fix, diff_statements, diff_tags
 from trailkeeper.core.merge import merge_statements, owner_statements, remove_owner_statements
 from trailkeeper.core.naming import OWNER_TAG
+from trailkeeper.core.observed_trail import ObservedTrail
 from trailkeeper.core.tags import tag_change
 from trailkeeper.reconcile.errors import RegionFailure
 from trailkeeper.reconcile.parts import Observation, PassContext, foreign_owned, run_part
@@ -199,6 +200,8 @@ class BucketPolicyPart:
     bucket: str
     current: dict[str, Any] | None
     regions: list[str]
+    # Whether this Trail's trail exists (and is its own) in every region delivering here: see add_share.
+    claimed: bool = True
 
     def observe(self, desired: Statements) -> Observation[Statements, Policy]:
         resource = f"bucket-policy/{self.bucket}"
@@ -208,7 +211,9 @@ class BucketPolicyPart:
         return Observation(resource, self.current is not None, desired, self.current, diffs)
 
     def apply(self, observation: Observation[Statements, Policy]) -> list[Change]:
-        document = bucket_policy(self.context, self.client, self.bucket, observation.desired)
+        document = bucket_policy(
+            self.context, self.client, self.bucket, observation.desired, move=self.claimed
+        )
         self.context.write_later(document, self.current, f"s3:{self.bucket}", self.regions)
         return [Change(observation.resource, "put trailkeeper statements")]
 
@@ -227,9 +232,10 @@ def desired_statements(context: PassContext, bucket: str, regions: list[str]) ->
     )
 
 
-def reconcile_bucket(context: PassContext, bucket: str, regions: list[str]) -> bool:
-    """The bucket of `regions` (it lives in the first), under its lock: one read, then each part. True
-    when the bucket is another account's, used as it is: nothing of it is read further or written."""
+def reconcile_bucket(context: PassContext, bucket: str, regions: list[str], claimed: bool = True) -> bool:
+    """The bucket of `regions` (it lives in the first), under its lock: one read, then each part.
+    `claimed`: this Trail's trail exists in each of `regions` (see BucketPolicyPart). True when the bucket
+    is another account's, used as it is: nothing of it is read further or written."""
     home = regions[0]
     client = BucketClient(context.client("s3", home), home)
     with context.shared.locks.hold(f"s3:{bucket}"):
@@ -245,24 +251,31 @@ def reconcile_bucket(context: PassContext, bucket: str, regions: list[str]) -> b
                 settings = BucketSettings("aws:kms" if kms else "AES256", kms)
                 run_part(context, BucketSettingsPart(context, client, read), settings)
             run_part(context, BucketTagsPart(context, client, read), context.tags())
-        policy = BucketPolicyPart(context, client, bucket, read.policy if read else None, regions)
+        policy = BucketPolicyPart(context, client, bucket, read.policy if read else None, regions, claimed)
         run_part(context, policy, desired_statements(context, bucket, regions))
     return False
 
 
 def bucket_policy(
-    context: PassContext, client: BucketClient, bucket: str, desired: list[dict[str, Any]] | None
+    context: PassContext,
+    client: BucketClient,
+    bucket: str,
+    desired: list[dict[str, Any]] | None,
+    move: bool = True,
+    keep_share: bool = False,
 ) -> SharedDocument[dict[str, Any] | None]:
     """The bucket's policy as a shared document: this owner's statements become `desired` (None: none of
-    them), every other statement is kept as read."""
+    them), every other statement is kept as read. `move`: this Trail's trail is its own (see add_share);
+    `keep_share`: a removal leaves the shared statements' entries as they are."""
     owner = context.owner
     resource = f"bucket-policy/{bucket}"
     share = context.share(bucket)
 
     def merge(policy: dict[str, Any] | None) -> dict[str, Any] | None:
         if desired is None:
-            return remove_share(remove_owner_statements(policy, owner), share)
-        merged = add_share(merge_statements(policy, owner, desired), share)
+            kept = remove_owner_statements(policy, owner)
+            return kept if keep_share else remove_share(kept, share, anywhere=move)
+        merged = add_share(merge_statements(policy, owner, desired), share, move=move)
         # Refused before the write: S3 would refuse it, and retrying cannot help.
         if policy_bytes(merged) > BUCKET_POLICY_MAX_BYTES:
             raise RegionFailure("PolicyTooLarge", too_large_message(bucket, policy_bytes(merged)))
@@ -270,7 +283,9 @@ def bucket_policy(
 
     def holds(policy: dict[str, Any] | None) -> bool:
         if desired is None:
-            return not owner_statements(policy, owner) and not has_share(policy, share)
+            return not owner_statements(policy, owner) and (
+                keep_share or not has_share(policy, share, anywhere=move)
+            )
         return not diff_statements(resource, desired, policy, owner=owner) + share_diffs(
             resource, policy, share
         )
@@ -284,22 +299,32 @@ def bucket_policy(
     )
 
 
-def release_bucket(context: PassContext, bucket: str, home: str) -> None:
-    """Deletion: our statements out of the bucket's policy, and the bucket itself when it is ours, empty
-    and no other owner still writes to it."""
+def release_bucket(
+    context: PassContext, bucket: str, home: str, rival: ObservedTrail | None = None, delete: bool = True
+) -> None:
+    """Deletion: our statements out of the bucket's policy, and (with `delete`) the bucket itself when it
+    is ours, empty and no other owner still writes to it.
+
+    `rival`: a trail of this Trail's name that another owner holds. Its grant is an entry of the same
+    trail ARN: under another prefix it stays (only this Trail's prefix is cleared), and when it delivers
+    here under this Trail's prefix the entry there is the rival's and stays too."""
     client = BucketClient(context.client("s3", home), home)
+    share = context.share(bucket)
+    keep_share = rival is not None and (rival.s3_bucket, rival.s3_key_prefix or "") == (
+        bucket,
+        share.key_prefix,
+    )
+    document = bucket_policy(context, client, bucket, None, move=rival is None, keep_share=keep_share)
     with context.shared.locks.hold(f"s3:{bucket}"):
         observed = client.observe(bucket)
         if not observed.exists or not observed.owned_by_caller:
             return
-        share = context.share(bucket)
-        if owner_statements(observed.policy, context.owner) or has_share(observed.policy, share):
-            remaining = remove_share(remove_owner_statements(observed.policy, context.owner), share)
-            context.write(bucket_policy(context, client, bucket, None), observed.policy)
+        remaining = observed.policy
+        if not document.holds(observed.policy):
+            remaining = document.merge(observed.policy)
+            context.write(document, observed.policy)
             context.changed(f"bucket-policy/{bucket}", "removed trailkeeper statements")
-        else:
-            remaining = observed.policy
-        if observed.tags.get(OWNER_TAG) == context.owner and not foreign_owned(remaining):
+        if delete and observed.tags.get(OWNER_TAG) == context.owner and not foreign_owned(remaining):
             if client.delete_if_empty(bucket):
                 context.changed(f"bucket/{bucket}", "deleted (empty)")
             else:

@@ -173,6 +173,8 @@ class TrailReconciler:
         )
         self.by_region = {r.region: r for r in self.outcome.regions}
         self._claims: dict[str, ObservedTrail | None] = {}
+        # Trails of this name another owner made after the claim looked (found at CreateTrail).
+        self._rivals: dict[str, ObservedTrail] = {}
         self._kms_arns: dict[str, str | None] = {}
         # Buckets of another account the trails deliver into (nothing of them is read or written).
         self._foreign: set[str] = set()
@@ -201,17 +203,24 @@ class TrailReconciler:
             if not regions:
                 continue
             probe = RegionOutcome(region=regions[0])
-            if _guard(probe, partial(reconcile_bucket, self.context, bucket, regions)):
+            claimed = all(self._claims.get(r) is not None for r in regions)
+            if _guard(probe, partial(reconcile_bucket, self.context, bucket, regions, claimed)):
                 self._foreign.add(bucket)
             # A trail cannot deliver without its bucket: those regions stop here, the others go on.
             for region in regions if probe.failure is not None else []:
                 self.by_region[region].failure = probe.failure
-        for region, outcome in self.by_region.items():
-            if outcome.failure is None:
-                self._region(region, outcome)
+        ready = [region for region, outcome in self.by_region.items() if outcome.failure is None]
+        if self.monitoring is None:  # its delivery role is made by the first region, once per pass
+            self.context.shared.each_region(
+                lambda region: self._region(region, self.by_region[region]), ready
+            )
+        else:
+            for region in ready:
+                self._region(region, self.by_region[region])
         for region in self.request.removed_regions:
             if region not in self.desired and self.spec.deletion_policy == DeletionPolicy.DELETE:
                 _guard(RegionOutcome(region=region), partial(delete_trail_in, self.context, region, True))
+        self._withdraw()
         self._remove_monitoring()
         if meanwhile is not None:
             meanwhile(self.outcome)
@@ -222,6 +231,20 @@ class TrailReconciler:
                 if self.by_region[region].failure is None:
                     self.by_region[region].failure = failure
         return self.outcome
+
+    def _withdraw(self) -> None:
+        """Take back what this pass put in a bucket's policy for regions whose trail name another writer
+        took meanwhile: the statements and the share entry were written for a trail this Trail does not
+        have (and would otherwise stay, granting nothing anyone asked for)."""
+        for bucket, regions in self._buckets().items():
+            if not all(r in self._rivals for r in regions):
+                continue
+            self.context.confirmations.forget(tuple(regions))
+            rival = self._rivals[regions[0]]
+            _guard(
+                RegionOutcome(region=regions[0]),
+                partial(release_bucket, self.context, bucket, regions[0], rival, False),
+            )
 
     def _region(self, region: str, outcome: RegionOutcome) -> None:
         """A region's parts after its bucket: topic, the old topic released, monitoring, trail, alarms."""
@@ -282,12 +305,14 @@ class TrailReconciler:
             if found is None:
                 raise
             outcome.trail_arn = None
+            self._rivals[region] = found
             check_owner(
                 context,
                 region,
                 found,
                 Claim(self.spec.adopt, self.request.owner_alive, self.request.force_adopt),
             )
+            del self._rivals[region]
             outcome.trail_arn = found.arn
             seen = run_part(context, TrailPart(context, client, region, found), desired)
         if seen.diffs and context.act:
@@ -318,8 +343,11 @@ class TrailReconciler:
         if self.spec.deletion_policy != DeletionPolicy.DELETE:
             return self.outcome
         context, monitoring = self.context, self.monitoring
+        rivals: dict[str, ObservedTrail] = {}
         for region, outcome in self.by_region.items():
-            _guard(outcome, partial(delete_trail_in, context, region, self._insights(region)))
+            rival = _guard(outcome, partial(delete_trail_in, context, region, self._insights(region)))
+            if rival is not None:
+                rivals[region] = rival
             if self.spec.notifications is not None and outcome.failure is None:
                 _guard(outcome, partial(delete_topic, context, region))
             if monitoring is not None and outcome.failure is None:
@@ -332,7 +360,8 @@ class TrailReconciler:
             if swept.failure is not None:
                 self.outcome.regions.append(swept)  # holds the deletion until that region answers
         for bucket, regions in self._buckets().items():
-            _guard(self.by_region[regions[0]], partial(release_bucket, context, bucket, regions[0]))
+            rival = next((rivals[r] for r in regions if r in rivals), None)
+            _guard(self.by_region[regions[0]], partial(release_bucket, context, bucket, regions[0], rival))
         return self.outcome
 
 

@@ -77,7 +77,8 @@ def observe_trail(
 ) -> ObservedTrail | None:
     """The trail of this Trail's name in `region`. A change pass acts on reads at most a couple of seconds
     old (those of a burst of changes are shared), with its own ListTags; a drift check takes the sweep's
-    shared reads, tags included."""
+    shared reads, tags included, and so does a pass that does not act (`trailkeeper diff`: the region's
+    tags batched 20 trails a call, whatever number of manifests read them)."""
     cache = context.shared.cache
     max_age = (
         CHANGE_READ_MAX_AGE if context.deep else context.shared.shared_read_age(context.spec.resync_seconds)
@@ -85,7 +86,7 @@ def observe_trail(
     described = cache.get(_trails_key(context, region), client.list_names, max_age=max_age)
     tags = (
         None
-        if context.deep
+        if context.deep and context.act
         else cache.get(_tags_key(context, region), lambda: client.tags_by_arn(described), max_age=max_age)
     )
     return client.observe(
@@ -239,13 +240,17 @@ def with_kms_arn(desired: DesiredTrail, kms_arn: str | None) -> DesiredTrail:
     return dataclasses.replace(desired, kms_key_id=kms_arn) if kms_arn and desired.kms_key_id else desired
 
 
-def delete_trail_in(context: PassContext, region: str, want_insights: bool) -> None:
-    """Delete this Trail's trail in `region` (never a shadow, never another owner's)."""
+def delete_trail_in(context: PassContext, region: str, want_insights: bool) -> ObservedTrail | None:
+    """Delete this Trail's trail in `region` (never a shadow, never another owner's); the trail of this
+    name when another owner holds it (its grants in a shared bucket are not ours to take out)."""
     client = trail_client(context, region)
     observed = observe_trail(context, client, region, want_insights)
-    if observed is None or observed.is_shadow or observed.tags.get(OWNER_TAG) != context.owner:
-        return
+    if observed is None or observed.is_shadow:
+        return None
+    if observed.tags.get(OWNER_TAG) != context.owner:
+        return observed
     if context.act:
         client.delete(observed.name)
         forget_trails(context, region)
         context.changed(f"trail/{region}", f"deleted trail {observed.name}")
+    return None
