@@ -3,8 +3,14 @@
 One :class:`AwsSessions` is made at start-up and passed down to whatever talks to AWS; nothing
 here is a module-level singleton. It
 
-* caches one client per (service, region, account) — boto3 clients are thread-safe, making
-  them is not cheap, and the operator calls AWS from worker threads (``asyncio.to_thread``);
+* caches one client per (service, region) for the operator's own account, and one per (service,
+  region) shared by every assumed-role account — boto3 clients are thread-safe, making them is not
+  cheap, and a botocore client holds a few hundred KB (its event hooks, model, endpoint rules, class),
+  so one per account, service and region made memory grow by megabytes per account (the compliance
+  observation alone reaches every enabled region). An account gets a view of the shared client
+  (:class:`_AccountClient`) that binds each call to the account; the shared client's credentials
+  (:class:`_ActingCredentials`) are those of the account the current call is bound to, and none
+  outside a bound call, so a call can never sign as another account, nor as the operator's own;
 * assumes a Trail's ``account.roleArn`` through STS and refreshes those credentials itself,
   5 minutes before they expire, so a cached client never signs with expired credentials;
 * paces every call through the :class:`~trailkeeper.aws.ratelimit.RateLimiter` and records it
@@ -22,15 +28,18 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 import botocore.session
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials, RefreshableCredentials
+from botocore.exceptions import NoCredentialsError
 from botocore.loaders import Loader, create_loader
 
 from trailkeeper import __version__
@@ -41,7 +50,6 @@ from trailkeeper.aws.read_memo import ReadMemo
 from trailkeeper.aws.reads import Reads
 
 if TYPE_CHECKING:
-    from botocore.awsrequest import AWSResponse
     from botocore.model import OperationModel
     from mypy_boto3_cloudtrail.client import CloudTrailClient
     from mypy_boto3_ec2.client import EC2Client
@@ -65,6 +73,8 @@ ROLE_SESSION_NAME = "trailkeeper"
 # signed just before the refresh still reaches AWS in time, including its retries.
 REFRESH_MARGIN_SECONDS = 5 * 60
 DEFAULT_ACCOUNT_LABEL = "default"
+# Connections a shared assumed-role client keeps per endpoint: above the operator's default 16 workers.
+SHARED_POOL_CONNECTIONS = 32
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::(\d{12}):role/.+$")
 # STS AssumeRole's RoleSessionName: 2 to 64 of these characters.
@@ -116,7 +126,7 @@ class AccountRef:
         """``None`` when no role is given (the spec's ``account.roleArn`` is null)."""
         return cls(role_arn, external_id) if role_arn else None
 
-    @property
+    @functools.cached_property
     def arn_account(self) -> str:
         """The account id written in the role ARN. A label for rate limits and call records;
         the account the credentials really act in comes from :meth:`AwsSessions.account_id`."""
@@ -139,12 +149,107 @@ class _StaticProvider(CredentialProvider):
     METHOD = "trailkeeper-assume-role"
     CANONICAL_NAME = "TrailkeeperAssumeRole"
 
-    def __init__(self, credentials: RefreshableCredentials) -> None:
+    def __init__(self, credentials: Credentials) -> None:
         super().__init__()
         self._credentials = credentials
 
-    def load(self) -> RefreshableCredentials:
+    def load(self) -> Credentials:
         return self._credentials
+
+
+# The assumed-role account the current call acts in: set by an _AccountClient for the length of one call
+# (or one page of a listing), read by the shared clients' credentials and call hooks. A context variable,
+# so that threads (and asyncio tasks) calling at the same time each see their own.
+_ACTING_AS: ContextVar[AccountRef | None] = ContextVar("trailkeeper_acting_as", default=None)
+
+
+class UnboundCallError(RuntimeError):
+    """A call through a shared assumed-role client that no _AccountClient bound to an account."""
+
+
+def _acting_as(account: AccountRef, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    token = _ACTING_AS.set(account)
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _ACTING_AS.reset(token)
+
+
+class _ActingCredentials(Credentials):
+    """The credentials of the shared assumed-role clients: the refreshing credentials of the account the
+    current call is bound to. botocore asks for them at every signature (retries and redirects included),
+    so each request signs as its own account. Outside a bound call there are none: nothing is signed."""
+
+    def __init__(self, lookup: Callable[[AccountRef], RefreshableCredentials]) -> None:
+        # Not Credentials.__init__: the keys are never this object's own, only the bound account's.
+        self.method = _StaticProvider.METHOD
+        self.account_id = None
+        self._lookup = lookup
+
+    def get_frozen_credentials(self) -> Any:
+        account = _ACTING_AS.get()
+        if account is None:
+            raise NoCredentialsError()
+        return self._lookup(account).get_frozen_credentials()
+
+
+class _AccountPages:
+    """The pages of a paginated listing, each fetched bound to the account (pages are fetched lazily,
+    after `paginate` has returned)."""
+
+    def __init__(self, pages: Any, account: AccountRef) -> None:
+        self._pages = pages
+        self._account = account
+
+    def __iter__(self) -> Iterator[Any]:
+        pages = _acting_as(self._account, iter, self._pages)
+        while True:
+            try:
+                page = _acting_as(self._account, next, pages)
+            except StopIteration:
+                return
+            yield page
+
+    def build_full_result(self) -> Any:
+        return _acting_as(self._account, self._pages.build_full_result)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pages, name)
+
+
+class _AccountPaginator:
+    def __init__(self, paginator: Any, account: AccountRef) -> None:
+        self._paginator = paginator
+        self._account = account
+
+    def paginate(self, **kwargs: Any) -> _AccountPages:
+        return _AccountPages(self._paginator.paginate(**kwargs), self._account)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._paginator, name)
+
+
+class _AccountClient:
+    """A client acting in one assumed-role account: the (service, region) client all assumed-role accounts
+    share, with each API call (and each page of a paginator) bound to this account. Everything else
+    (``exceptions``, ``meta``, ``can_paginate``) is the shared client's."""
+
+    def __init__(self, client: Any, account: AccountRef) -> None:
+        self._client = client
+        self._account = account
+        self._api = client.meta.method_to_api_mapping
+
+    def get_paginator(self, operation_name: str) -> _AccountPaginator:
+        return _AccountPaginator(self._client.get_paginator(operation_name), self._account)
+
+    def get_waiter(self, waiter_name: str) -> Any:
+        raise NotImplementedError("waiters are not bound to an account; poll with the client's calls")
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name in self._api:
+            return functools.partial(_acting_as, self._account, attribute)
+        return attribute
 
 
 @functools.cache
@@ -161,9 +266,7 @@ def _shared_loader() -> Loader:
 _SESSION_LOCK = threading.Lock()
 
 
-def _new_session(
-    region: str | None, credentials: RefreshableCredentials | None = None
-) -> boto3.session.Session:
+def _new_session(region: str | None, credentials: Credentials | None = None) -> boto3.session.Session:
     core = botocore.session.Session()
     core.register_component("data_loader", _shared_loader())
     if credentials is not None:
@@ -179,14 +282,45 @@ def _new_session(
     return session
 
 
+class _Body:
+    """An answer's body, already read: what botocore's AWSResponse reads its content from."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+def _kept(http_response: AWSResponse) -> AWSResponse:
+    """An answer as the read memo keeps it: URL, status, headers and body, without the connection's
+    response objects (urllib3's and http.client's, about 20 KB an answer), which the memo of every
+    account's reads would otherwise hold for as long as it keeps the answer."""
+    # botocore makes the headers a HeadersDict, its stubs say HTTPHeaders: the same object is passed on.
+    headers: Any = http_response.headers
+    return AWSResponse(http_response.url, http_response.status_code, headers, _Body(http_response.content))
+
+
 class _CallHooks:
     """Event handlers for one client: rate-limit before the call, record after it."""
 
-    def __init__(self, sessions: AwsSessions, service: str, region: str, account: str) -> None:
+    def __init__(self, sessions: AwsSessions, service: str, region: str, account: str | None) -> None:
+        """`account`: the label of the client's account; None for a shared assumed-role client, whose
+        calls each act in the account they are bound to."""
         self._sessions = sessions
         self._service = service
         self._region = region
-        self._account = account
+        self._fixed_account = account
+
+    @property
+    def _account(self) -> str:
+        if self._fixed_account is not None:
+            return self._fixed_account
+        account = _ACTING_AS.get()
+        if account is None:
+            # Before the memo and the limiter: no answer of any account is given to an unbound call.
+            raise UnboundCallError(f"a {self._service} call through a shared client, bound to no account")
+        return account.arn_account
 
     def register(self, client: Any) -> None:
         events = client.meta.events
@@ -239,7 +373,7 @@ class _CallHooks:
         status = http_response.status_code
         outcome = OUTCOME_OK if status < 300 else str(parsed.get("Error", {}).get("Code") or status)
         if status < 300 and context.get(_CTX_MEMO) is not None:
-            self._sessions.memo.store(context[_CTX_MEMO], http_response, parsed)
+            self._sessions.memo.store(context[_CTX_MEMO], _kept(http_response), parsed)
         self._finish(model.name, outcome, context)
 
     def after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
@@ -326,9 +460,20 @@ class AwsSessions:
         # One lock for all caches: boto3 sessions are not thread-safe while creating clients,
         # and creation is rare (once per key), so contention does not matter.
         self._lock = threading.RLock()
+        # What client() hands out: the own account's clients, and the assumed-role accounts' views.
         self._clients: dict[tuple[str, str, AccountRef | None], Any] = {}
-        self._role_sessions: dict[AccountRef, boto3.session.Session] = {}
+        # The clients every assumed-role account shares, per (service, region), and their session.
+        self._shared: dict[tuple[str, str], Any] = {}
+        self._role_session: boto3.session.Session | None = None
+        self._role_credentials: dict[AccountRef, RefreshableCredentials] = {}
         self._account_ids: dict[AccountRef | None, str] = {}
+
+    @property
+    def live_clients(self) -> int:
+        """How many botocore clients exist (the memory bench reports it): the own account's and the
+        shared assumed-role ones; an account's views of the shared ones are not clients."""
+        with self._lock:
+            return sum(1 for key in self._clients if key[2] is None) + len(self._shared)
 
     @property
     def endpoint_url(self) -> str | None:
@@ -373,26 +518,52 @@ class AwsSessions:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                session = self._session_for(account)
-                # boto3-stubs types Session.client per literal service name only.
-                make_client: Callable[..., Any] = session.client
-                client = make_client(
-                    service,
-                    region_name=region,
-                    endpoint_url=self._explicit_endpoint,
-                    config=self._config(service),
-                )
-                _CallHooks(self, service, region, account_label(account)).register(client)
+                if account is None:
+                    client = self._new_client(self._base, service, region, DEFAULT_ACCOUNT_LABEL)
+                else:
+                    # The role is assumed here, on first use, so that a denied role fails where it did.
+                    self._credentials_for(account)
+                    client = _AccountClient(self._shared_client(service, region), account)
                 self._clients[key] = client
             return client
 
-    def _config(self, service: str) -> Config:
+    def _shared_client(self, service: str, region: str) -> Any:
+        """The (service, region) client of every assumed-role account. Called under the lock."""
+        client = self._shared.get((service, region))
+        if client is None:
+            if self._role_session is None:
+                self._role_session = _new_session(
+                    self.default_region, _ActingCredentials(self._credentials_for)
+                )
+            client = self._new_client(self._role_session, service, region, None)
+            self._shared[(service, region)] = client
+        return client
+
+    def _new_client(
+        self, session: boto3.session.Session, service: str, region: str, label: str | None
+    ) -> Any:
+        # boto3-stubs types Session.client per literal service name only.
+        make_client: Callable[..., Any] = session.client
+        client = make_client(
+            service,
+            region_name=region,
+            endpoint_url=self._explicit_endpoint,
+            config=self._config(service, shared=label is None),
+        )
+        _CallHooks(self, service, region, label).register(client)
+        return client
+
+    def _config(self, service: str, *, shared: bool = False) -> Config:
         config = Config(
             retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             user_agent_extra=f"trailkeeper/{__version__}",
         )
+        if shared:
+            # Many accounts' calls at once: as many connections as one client per account would keep to
+            # the endpoint at once (botocore's default is 10 per client).
+            config = config.merge(Config(max_pool_connections=SHARED_POOL_CONNECTIONS))
         if service == "s3" and self.endpoint_url:
             # A local endpoint has no per-bucket DNS names: address buckets in the path.
             config = config.merge(Config(s3={"addressing_style": "path"}))
@@ -413,14 +584,16 @@ class AwsSessions:
             self._account_ids[account] = account_id
         return account_id
 
-    def _session_for(self, account: AccountRef | None) -> boto3.session.Session:
-        if account is None:
-            return self._base
-        session = self._role_sessions.get(account)
-        if session is None:
-            session = _new_session(self.default_region, self._assumed_credentials(account))
-            self._role_sessions[account] = session
-        return session
+    def _credentials_for(self, account: AccountRef) -> RefreshableCredentials:
+        """The account's refreshing credentials; the role is assumed on first use (once, under the lock)."""
+        credentials = self._role_credentials.get(account)
+        if credentials is None:
+            with self._lock:
+                credentials = self._role_credentials.get(account)
+                if credentials is None:
+                    credentials = self._assumed_credentials(account)
+                    self._role_credentials[account] = credentials
+        return credentials
 
     def _assumed_credentials(self, account: AccountRef) -> RefreshableCredentials:
         first = self._assume_role(account)
@@ -468,7 +641,8 @@ class AwsSessions:
     def close(self) -> None:
         """Close every cached client's connection pool; the object stays usable."""
         with self._lock:
-            clients = list(self._clients.values())
+            clients = [c for k, c in self._clients.items() if k[2] is None] + list(self._shared.values())
             self._clients.clear()
+            self._shared.clear()
         for client in clients:
             client.close()
