@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     document = as_json(config.mode, latency, fleet, started_at, time.monotonic() - started, load.finish())
     write_json(args.output, document)
     print(render(config.mode, latency, fleet, document["machine"]))
+    # The command line at scale (bench/cli_scale.py): printed only, against moto servers of its own.
+    from bench import cli_scale
+
+    sizes = cli_scale.QUICK_SIZES if args.quick else cli_scale.SIZES
+    paced = cli_scale.QUICK_PACING_SIZES if args.quick else cli_scale.PACING_SIZES
+    print("\n" + cli_scale.measure(sizes, paced))
     print(f"\nwritten to {args.output} in {time.monotonic() - started:.0f} s")
     return 0
 

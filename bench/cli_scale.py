@@ -358,16 +358,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline is not None:
         print(run_baseline(args.endpoint, args.baseline))
         return 0
+    sizes = _sizes(args.sizes, QUICK_SIZES if args.quick else SIZES)
+    pacing_sizes = _sizes(args.pacing, QUICK_PACING_SIZES if args.quick else PACING_SIZES)
+    print(measure(sizes, pacing_sizes, args.keep_logs))
+    return 0
+
+
+def measure(sizes: Sequence[int], pacing_sizes: Sequence[int], keep: Path | None = None) -> str:
+    """Both tables, measured against counting moto servers of their own; as markdown."""
     import os
 
     os.environ.update(aws_environment())
     use_test_support()
     from bench.aws_counter import CountingMoto
 
-    sizes = _sizes(args.sizes, QUICK_SIZES if args.quick else SIZES)
-    pacing_sizes = _sizes(args.pacing, QUICK_PACING_SIZES if args.quick else PACING_SIZES)
     with tempfile.TemporaryDirectory(prefix="trailkeeper-cli-bench-") as scratch:
-        workdir = args.keep_logs or Path(scratch)
+        workdir = keep or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
         start = run_process(["-m", "trailkeeper", "--version"], "").seconds
         with CountingMoto(workdir / "moto.log") as moto:
@@ -376,8 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         with CountingMoto(workdir / "moto-quota.log", quota=True) as moto:
             for n in pacing_sizes:
                 pacing += measure_pacing(moto, n, workdir)
-    print(render(scale, pacing, start))
-    return 0
+    return render(scale, pacing, start)
 
 
 def _sizes(text: str | None, default: Sequence[int]) -> list[int]:
