@@ -133,7 +133,8 @@ def measure(url: str, accounts: int, *, clients_only: bool, trace: bool, top: in
         last_mib=last,
         peak_mib=rss_mib("VmHWM"),
         seconds=time.perf_counter() - started,
-        clients=sessions.live_clients,
+        # Not in an operator from before the shared clients (`--operator-src`): -1.
+        clients=getattr(sessions, "live_clients", -1),
         first_account_seconds=first_seconds,
     )
     if before is not None:
@@ -183,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tracemalloc", dest="trace", action="store_false", help="RSS only (faster)")
     parser.add_argument("--top", type=int, default=15, help="allocation lines to print")
     parser.add_argument("--keep-logs", type=Path, default=None, help="keep moto's log here")
+    parser.add_argument(
+        "--operator-src", type=Path, default=None, help="a (patched) copy of operator/ to measure instead"
+    )
     args = parser.parse_args(argv)
+    if args.operator_src is not None:
+        sys.path.insert(0, str(args.operator_src.resolve()))
     if args.accounts < 2:
         parser.error("--accounts: at least 2 (the figure is per extra account)")
 
