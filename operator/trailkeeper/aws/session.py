@@ -257,7 +257,7 @@ def _shared_loader() -> Loader:
     """botocore's loader of service models, shared by every session made here.
 
     Each botocore session otherwise parses the service JSON again (~0.1 s per client, more for
-    S3): one session per assumed role, and one AwsSessions per test, would pay that every time.
+    S3): the sessions of every AwsSessions (one per test) would pay that every time.
     The models are static files, so sharing the cache cannot leak state between accounts.
     """
     return create_loader()
@@ -409,7 +409,8 @@ class _CallHooks:
 
 
 class AwsSessions:
-    """Factory and cache of boto3 clients, per (service, region, account)."""
+    """Factory and cache of boto3 clients, per (service, region, account): the own account's, and views
+    of the (service, region) clients the assumed-role accounts share."""
 
     def __init__(
         self,
