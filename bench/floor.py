@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bench.fleet import OWN_ACCOUNT, REGIONS, FleetShape, role_arn
+from bench.fleet import OWN_ACCOUNT, REGIONS, FleetTrail, Organization, role_arn
 from trailkeeper.core.bucket_share import BucketShare, desired_bucket_policy
 from trailkeeper.core.naming import OWNER_TAG, lifecycle_rule_id
 from trailkeeper.core.topic_policy import desired_topic_policy
@@ -72,11 +72,11 @@ class RawClients:
         with self._lock:
             return self._accounts.setdefault(account, RawClients(self.endpoint, session))
 
-    def warm(self, accounts: Sequence[str] = (OWN_ACCOUNT,)) -> None:
+    def warm(self, accounts: Sequence[str] = (OWN_ACCOUNT,), regions: Sequence[str] = REGIONS) -> None:
         """Make every client before timing anything: the operator's are made once per process too."""
         for account in accounts:
             clients = self.for_account(account)
-            for region in REGIONS:
+            for region in regions:
                 for service in ("s3", "sns", "cloudtrail"):
                     clients(service, region)
 
@@ -179,45 +179,139 @@ class FloorRun:
     calls: int
 
 
-def create_floor(clients: RawClients, accounts: Mapping[str, str], workers: int) -> FloorRun:
-    """Create the Trail set of every name in its account (`accounts`: name -> account) with `workers`
-    threads (the operator's worker count); an account's AssumeRole and clients are made on its first
-    use, inside the time, as the operator's are. Calls counted: the writes and one AssumeRole per
-    account other than the own."""
+def _create_central_bucket(clients: RawClients, trail: FleetTrail) -> int:
+    """The writes that make an archive Trail: its central bucket (granting its members), the
+    LogRetention's lifecycle on it, and its multi-region trail; the number of calls made."""
+    clients = clients.for_account(trail.account)
+    region = trail.regions[0]
+    s3 = clients("s3", region)
+    owner = f"default/{trail.name}"
+    s3.create_bucket(Bucket=trail.bucket)
+    s3.put_bucket_tagging(Bucket=trail.bucket, Tagging={"TagSet": [{"Key": OWNER_TAG, "Value": owner}]})
+    s3.put_public_access_block(
+        Bucket=trail.bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_versioning(Bucket=trail.bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=trail.bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    policy = desired_bucket_policy(
+        owner=owner,
+        share=BucketShare(trail.bucket, "", trail.account, trail.name),
+        trail_arns=[trail.trail_arn(region)],
+        source_accounts=list(trail.members),
+        organization_id=None,
+    )
+    s3.put_bucket_policy(Bucket=trail.bucket, Policy=json.dumps(policy))
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=trail.bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": lifecycle_rule_id("default", trail.name),
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": "AWSLogs/"},
+                    "Transitions": [{"Days": 90, "StorageClass": "GLACIER"}],
+                    "Expiration": {"Days": 400},
+                }
+            ]
+        },
+    )
+    return 8 + _create_trails(clients, trail)
+
+
+def _create_trails(clients: RawClients, trail: FleetTrail) -> int:
+    """The writes that make a Trail's trails (and a member's topic per region) in its account's
+    `clients`, into its central bucket; the number of calls made."""
+    owner = f"default/{trail.name}"
+    calls = 0
+    for region in trail.regions:
+        cloudtrail = clients("cloudtrail", region)
+        notify: dict[str, Any] = {}
+        if trail.topic is not None:
+            sns = clients("sns", region)
+            tags = [{"Key": OWNER_TAG, "Value": owner}]
+            topic_arn = sns.create_topic(Name=trail.topic, Tags=tags)["TopicArn"]
+            policy = desired_topic_policy(
+                owner=owner, topic_arn=topic_arn, trail_arns=[trail.trail_arn(region)]
+            )
+            sns.set_topic_attributes(
+                TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy)
+            )
+            notify = {"SnsTopicName": trail.topic}
+            calls += 2
+        cloudtrail.create_trail(
+            Name=trail.name,
+            S3BucketName=trail.bucket,
+            IncludeGlobalServiceEvents=trail.multi_region or region == trail.regions[0],
+            IsMultiRegionTrail=trail.multi_region,
+            EnableLogFileValidation=True,
+            TagsList=[{"Key": OWNER_TAG, "Value": owner}],
+            **notify,
+        )
+        cloudtrail.put_event_selectors(
+            TrailName=trail.name,
+            EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": []}],
+        )
+        cloudtrail.start_logging(Name=trail.name)
+        calls += 3
+    return calls
+
+
+def create_floor(clients: RawClients, organization: Organization, workers: int) -> FloorRun:
+    """Create the organization with `workers` threads (the operator's worker count): the archive Trails
+    and their central buckets first (a member's CreateTrail needs its grant), then every member's
+    trails and topics; an account's AssumeRole and clients are made on its first use, inside the time,
+    as the operator's are. Calls counted: the writes and one AssumeRole per account."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        calls = sum(pool.map(lambda n: create_trail_set(clients, n, accounts[n]), accounts))
-    roles = len(set(accounts.values()) - {OWN_ACCOUNT})
-    return FloorRun(time.perf_counter() - started, calls + roles)
+        calls = sum(pool.map(lambda t: _create_central_bucket(clients, t), organization.archives))
+        members = organization.member_trails
+        calls += sum(pool.map(lambda t: _create_trails(clients.for_account(t.account), t), members))
+    return FloorRun(time.perf_counter() - started, calls + len(organization.trails))
 
 
-def sweep_floor(clients: RawClients, accounts: Mapping[str, str]) -> FloorRun:
-    """The minimum reads of one drift sweep over the named bench Trails in their accounts (`accounts`:
-    name -> account; see FleetShape), one after another, as the sequential in-process sweep it is
-    compared with: one DescribeTrails per account and region, then each Trail's own reads."""
-    owned = sorted(set(accounts.values()))
-    clients.warm(owned)
+def sweep_floor(clients: RawClients, organization: Organization) -> FloorRun:
+    """The minimum reads of one drift sweep over the organization (see Organization.object_minimum), one
+    after another, as the sequential in-process sweep it is compared with: one DescribeTrails per account
+    and region, then each Trail's own reads."""
+    trails = organization.trails
+    for trail in trails:
+        clients.warm([trail.account], trail.regions)
     started = time.perf_counter()
     calls = 0
-    for account in owned:
-        for region in REGIONS:
-            clients.for_account(account)("cloudtrail", region).describe_trails(includeShadowTrails=True)
+    for trail in trails:
+        for region in trail.regions:
+            clients.for_account(trail.account)("cloudtrail", region).describe_trails(includeShadowTrails=True)
             calls += 1
-    for name, account in accounts.items():
-        of_account = clients.for_account(account)
-        for region in REGIONS:
-            cloudtrail, s3 = of_account("cloudtrail", region), of_account("s3", region)
-            sns = of_account("sns", region)
-            arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"
+    for trail in trails:
+        of_account = clients.for_account(trail.account)
+        for region in trail.regions:
+            cloudtrail = of_account("cloudtrail", region)
+            arn = trail.trail_arn(region)
             cloudtrail.get_trail_status(Name=arn)
             cloudtrail.get_event_selectors(TrailName=arn)
-            bucket = _bucket(name, region)
-            s3.get_bucket_policy(Bucket=bucket)
-            s3.get_bucket_lifecycle_configuration(Bucket=bucket)
-            topic = f"arn:aws:sns:{region}:{account}:bench-{name}"
-            sns.get_topic_attributes(TopicArn=topic)
-            sns.list_subscriptions_by_topic(TopicArn=topic)
-            calls += 6
-    expected = sum(FleetShape(len(accounts), accounts=len(owned)).minimum_sweep_calls().values())
+            calls += 2
+            if trail.topic is not None:
+                sns = of_account("sns", region)
+                topic = f"arn:aws:sns:{region}:{trail.account}:{trail.topic}"
+                sns.get_topic_attributes(TopicArn=topic)
+                sns.list_subscriptions_by_topic(TopicArn=topic)
+                calls += 2
+        if trail.archive:
+            s3 = of_account("s3", trail.regions[0])
+            s3.get_bucket_policy(Bucket=trail.bucket)
+            s3.get_bucket_lifecycle_configuration(Bucket=trail.bucket)
+            calls += 2
+    expected = sum(organization.minimum_sweep_calls().values())
     assert calls == expected, f"the sweep floor made {calls} calls, the minimum is {expected}"
     return FloorRun(time.perf_counter() - started, calls)

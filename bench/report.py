@@ -155,8 +155,8 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
         ],
         ["  first apply after start (not in p50)", _s(latency.cold_all_ready), "", ""],
         [
-            f"burst of {burst.trails} Trails (+{burst.trails} LogRetentions) in {burst.accounts} accounts: "
-            "all Trails Ready",
+            f"burst of {burst.trails} Trails (+{burst.objects - burst.trails} LogRetentions) "
+            f"in {burst.accounts} accounts: all Trails Ready",
             _s(burst.trails_ready_seconds),
             f"raw boto3, 16 threads {_s(burst.floor_seconds)}",
             _x(burst.ratio_to_floor),

@@ -19,14 +19,12 @@ from bench.aws_counter import CountingMoto
 from bench.config import BenchConfig
 from bench.fleet import (
     DESCRIBE_TRAILS,
-    GET_BUCKET_LIFECYCLE,
     REGIONS,
-    FleetShape,
+    Organization,
     retention_spec,
     role_arn,
     spread,
     tenancy_policy,
-    trail_name,
     trail_spec,
 )
 from bench.floor import (
@@ -326,16 +324,13 @@ def _mb(kib: int | None) -> float:
 def measure_fleet(
     moto: CountingMoto, config: BenchConfig, workdir: Path, operator_src: Path | None = None
 ) -> FleetResult:
-    names = [trail_name(i) for i in range(config.burst_trails)]
-    keys = _keys(names)
-    accounts = spread(names, config.trails_per_account)
+    organization = Organization(config.burst_trails, config.fleet_regions)
 
     # The floor first, on an empty moto, then moto emptied again for the operator.
     moto.reset_aws()
     clients = RawClients(moto.url)
     clients.warm()
-    floor_accounts = spread([f"floor-{n}" for n in names], config.trails_per_account)
-    burst_floor = create_floor(clients, floor_accounts, config.workers)
+    burst_floor = create_floor(clients, organization, config.workers)
     moto.reset_aws()
     clients = RawClients(moto.url)  # the assumed credentials died with moto's reset
     clients.warm()
@@ -362,11 +357,11 @@ def measure_fleet(
     )
     with stage.running():
         _wait_operator_up(stage, config.ready_timeout)
-        burst = _burst(stage, moto, config, accounts, keys, burst_floor, metrics_port)
+        burst = _burst(stage, moto, config, organization, burst_floor, metrics_port)
         # The first sweep after the burst is every Trail's first compliance evaluation, with nothing to
         # share yet; the steady state is the sweep after it.
-        first, _ = _sweep(stage, moto, config, accounts, keys, metrics_port)
-        sweep, metrics = _sweep(stage, moto, config, accounts, keys, metrics_port)
+        first, _ = _sweep(stage, moto, config, organization, metrics_port)
+        sweep, metrics = _sweep(stage, moto, config, organization, metrics_port)
         sweep.first_sweep_calls = first.calls
         sweep.first_sweep_valid = first.valid
         sweep.compliance_interval_seconds = compliance_interval
@@ -374,7 +369,7 @@ def measure_fleet(
         stage.kill_operator()
         trails = {o["metadata"]["name"]: o for o in stage.list_objects("Trail")}
         retentions = {o["metadata"]["name"]: o for o in stage.list_objects("LogRetention")}
-    overhead = _overhead(moto, config, accounts, trails, retentions, clients, metrics)
+    overhead = _overhead(moto, config, organization, trails, retentions, clients, metrics)
     _attribute_compliance(sweep, overhead)
     return FleetResult(burst, sweep, overhead)
 
@@ -383,12 +378,12 @@ def _burst(
     stage: Stage,
     moto: CountingMoto,
     config: BenchConfig,
-    accounts: Mapping[str, str],
-    keys: list[Key],
+    organization: Organization,
     floor: FloorRun,
     metrics_port: int,
 ) -> BurstResult:
     assert stage.watcher is not None
+    keys = organization.keys()
     idle = memory_kib(stage.pid, "VmRSS")
     metrics_before = scrape_metrics(metrics_port)
     cpu_before, moto_cpu_before = cpu_seconds(stage.pid), cpu_seconds(moto.pid)
@@ -396,9 +391,8 @@ def _burst(
     api_before = stage.api_requests()
     started = time.monotonic()
     resync = config.fleet_resync_seconds
-    for name, account in accounts.items():
-        stage.apply("Trail", name, trail_spec(name, resync_seconds=resync, account=account))
-        stage.apply("LogRetention", name, retention_spec(name, resync_seconds=resync, account=account))
+    for kind, name, spec in organization.manifests(resync):
+        stage.apply(kind, name, spec)
     _wait_ready(stage, keys, config.ready_timeout, "burst")
     timelines = stage.watcher.timelines(keys)
     trails_at = max(t.ready_at or math.inf for k, t in timelines.items() if k[0] == "Trail")
@@ -406,9 +400,9 @@ def _burst(
     calls = calls_between(before, moto.counts())
     ratio, reconciles, _ = _metrics_delta(metrics_before, scrape_metrics(metrics_port))
     return BurstResult(
-        trails=len(accounts),
+        trails=len(organization.trails),
         objects=len(keys),
-        accounts=len(set(accounts.values())),
+        accounts=len(set(organization.accounts.values())),
         trails_ready_seconds=trails_at - started,
         all_ready_seconds=all_at - started,
         floor_seconds=floor.seconds,
@@ -444,8 +438,7 @@ def _sweep(
     stage: Stage,
     moto: CountingMoto,
     config: BenchConfig,
-    accounts: Mapping[str, str],
-    keys: list[Key],
+    organization: Organization,
     metrics_port: int,
 ) -> tuple[SweepResult, tuple[MetricsSample, MetricsSample] | None]:
     """From the moment the whole fleet is Ready until every object has done one drift check since.
@@ -456,6 +449,7 @@ def _sweep(
     """
     assert stage.watcher is not None
     watcher = stage.watcher
+    keys = organization.keys()
     started = time.monotonic()
     before = moto.counts()
     api_before = stage.api_requests()
@@ -477,8 +471,7 @@ def _sweep(
     # object is due a 0.9 period after its first, less the second-granularity of lastDriftCheckTime and
     # the length of a pass (2 s is ample on moto).
     margin = min(firsts) + 0.9 * period - 2.0 - ended
-    shape = FleetShape(len(accounts), accounts=len(set(accounts.values())))
-    minimum = _minimum_for_checks(shape.minimum_sweep_calls(), in_window)
+    minimum = _minimum_for_checks(organization, in_window)
     total, floor_total = sum(calls.values()), sum(minimum.values())
     result = SweepResult(
         objects=len(keys),
@@ -503,26 +496,18 @@ def _sweep(
 
 
 def _minimum_for_checks(
-    once: Counter[tuple[str, str]], in_window: dict[Key, list[float]]
+    organization: Organization, in_window: dict[Key, list[float]]
 ) -> Counter[tuple[str, str]]:
     """The minimum of the checks the window holds: one sweep's, plus each extra check's own reads.
 
     Objects' periods differ by up to ±10 % (jitter), so a window that waits for the last object's check
-    can hold a second check of an object with a short period; that check needs its reads again (its share
-    of the per-object reads, by kind), while DescribeTrails stays one per account and region.
+    can hold a second check of an object with a short period; that check needs its own reads again,
+    while DescribeTrails stays one per account and region.
     """
-
-    def checks(kind: str) -> tuple[int, int]:
-        of_kind = [len(c) for k, c in in_window.items() if k[0] == kind]
-        return sum(of_kind), len(of_kind)
-
-    scaled: Counter[tuple[str, str]] = Counter()
-    for op, count in once.items():
-        if op == DESCRIBE_TRAILS:
-            scaled[op] = count
-            continue
-        made, objects = checks("LogRetention" if op == GET_BUCKET_LIFECYCLE else "Trail")
-        scaled[op] = round(count * made / objects) if objects else count
+    scaled: Counter[tuple[str, str]] = Counter({DESCRIBE_TRAILS: organization.describe_trails()})
+    for key, reads in organization.object_minimum().items():
+        for op, count in reads.items():
+            scaled[op] += count * len(in_window[key])
     return scaled
 
 
@@ -566,15 +551,17 @@ def _in_process_sessions(moto: CountingMoto) -> AwsSessions:
     )
 
 
-def _warm_accounts(sessions: AwsSessions, accounts: Mapping[str, str]) -> float:
+def _warm_accounts(
+    sessions: AwsSessions, accounts: Mapping[str, str], regions: Sequence[str] = REGIONS
+) -> float:
     """Make, for each named object in its account, the credentials (AssumeRole, with the session name
-    its passes use) and clients its passes will use, as a running operator has them; the seconds per
-    account this took."""
+    its passes use) and clients its passes will use in `regions`, as a running operator has them; the
+    seconds per account this took."""
     started = time.perf_counter()
     for name, account in accounts.items():
         ref = AccountRef(role_arn(account), None, role_session_name("default", name))
         sessions.account_id(ref)
-        for region in REGIONS:
+        for region in regions:
             for service in ACCOUNT_SERVICES:
                 sessions.client(service, region, ref)
     return (time.perf_counter() - started) / max(1, len(set(accounts.values())))
@@ -612,22 +599,22 @@ def _timed(sessions: AwsSessions, runs: Iterable[Callable[[], Any]], check: bool
     )
 
 
-def _compliance_observation(sessions: AwsSessions, account: str) -> PassTiming | None:
+def _compliance_observation(sessions: AwsSessions, account: str, regions: Sequence[str]) -> PassTiming | None:
     """One observation of one fleet account for the CIS evaluation, as the operator's compliance check
     makes it (every trail of the compliance regions and every bucket they deliver to); None when this
-    operator has no such evaluation. The fleet's accounts hold the same, so one stands for each."""
+    operator has no such evaluation. One member account stands for each."""
     try:
         from trailkeeper.aws.account_state import observe_account
     except ImportError:
         return None
     ref = AccountRef(role_arn(account))
-    return _timed(sessions, [lambda: observe_account(sessions, ref, regions=list(REGIONS))], check=False)
+    return _timed(sessions, [lambda: observe_account(sessions, ref, regions=list(regions))], check=False)
 
 
 def _overhead(
     moto: CountingMoto,
     config: BenchConfig,
-    accounts: Mapping[str, str],
+    organization: Organization,
     trails: Mapping[str, Mapping[str, Any]],
     retentions: Mapping[str, Mapping[str, Any]],
     clients: RawClients,
@@ -637,6 +624,7 @@ def _overhead(
     moto with a CallRecorder: wall time per pass against the time its AWS calls took."""
     sessions = _in_process_sessions(moto)
     shared = Shared()
+    accounts = organization.accounts
     names = list(accounts)
     by_name = {n: trails[n]["spec"] for n in names}
 
@@ -657,14 +645,15 @@ def _overhead(
         )
 
     # Clients made and models loaded before timing, as in an operator that has been running a while.
-    _warm_accounts(sessions, accounts)
+    _warm_accounts(sessions, accounts, organization.region_names)
     _timed(sessions, [drift_trail(names[0]), drift_retention(names[0])])
     sweep_runs: list[Callable[[], PassReport]] = []
     for name in names:
-        sweep_runs += [drift_trail(name), drift_retention(name)]
+        sweep_runs += [drift_trail(name)] + ([drift_retention(name)] if name in retentions else [])
     drift = _timed(sessions, sweep_runs)
-    floor = sweep_floor(clients, accounts)
-    observation = _compliance_observation(sessions, accounts[names[0]])
+    floor = sweep_floor(clients, organization)
+    member = organization.member_trails[0]
+    observation = _compliance_observation(sessions, member.account, organization.region_names)
 
     def create(name: str, account: str) -> list[Callable[[], PassReport]]:
         ref = ObjectRef("default", name, f"uid-{name}", 1)
