@@ -12,8 +12,7 @@ Against moto behind the tests' fault front (duplicate CreateTrail refused as AWS
   trailkeeper pass writes it; counts lost foreign statements and lost own statements, with the re-read
   before each Put and without it.
 
-Not here: the operator and a CLI apply at once, and two operator replicas across a peering handover (the
-operator harness is being moved to a real API server); the CLI pair covers two processes on one bucket.
+- ``operator-and-cli`` and ``peering-handover``: the operator process itself, see bench/races_live.py.
 """
 
 from __future__ import annotations
@@ -40,7 +39,14 @@ REGION = "us-east-1"
 BUCKET = "race-shared-logs"
 # moto's account: the one every Trail of the races writes from.
 ACCOUNT = "123456789012"
-SCENARIOS = ("two-cli-applies", "one-name-two-namespaces", "foreign-writer")
+SCENARIOS = (
+    "two-cli-applies",
+    "one-name-two-namespaces",
+    "foreign-writer",
+    "operator-and-cli",
+    "peering-handover",
+)
+LIVE = ("operator-and-cli", "peering-handover")  # bench/races_live.py: the operator process
 
 
 def _trail(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -260,6 +266,21 @@ def _sum(results: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
+def _live(scenario: str, races: Races, scratch: Path, runs: int, rng: random.Random) -> dict[str, int]:
+    from bench.races_live import LiveRaces, live_cluster, operator_process
+
+    live = LiveRaces(races.url, races.injector, races.observer, scratch, rng)
+    with live_cluster(scratch / scenario) as cluster:
+        if scenario == "peering-handover":
+            results = list(live.peering_handover(cluster, runs))
+        else:
+            with operator_process(cluster, races.url, scratch / "operator.log"):
+                results = [live.operator_and_cli(cluster, run) for run in range(runs)]
+    for note in live.notes:
+        print(f"  not Ready: {note}", flush=True)
+    return _sum(results)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.races", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="runs of each scenario (default 50)")
@@ -286,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         races = Races(server.url, server.injector, make_sessions, server.reset)
         for scenario in wanted:
             started = time.monotonic()
-            if scenario == "two-cli-applies":
+            if scenario in LIVE:
+                races._fresh()
+                report[scenario] = _live(scenario, races, Path(scratch), args.runs, rng)
+            elif scenario == "two-cli-applies":
                 report[scenario] = _sum([races.two_cli_applies(i, Path(scratch)) for i in range(args.runs)])
             elif scenario == "one-name-two-namespaces":
                 report[scenario] = _sum([races.one_name_two_namespaces(i) for i in range(args.runs)])
