@@ -16,6 +16,7 @@ from trailkeeper.aws.calls import CallRecorder
 from trailkeeper.aws.ratelimit import RateLimiter
 from trailkeeper.aws.session import AwsSessions
 from trailkeeper.cli.pipeline import ObjectResult, run_manifests
+from trailkeeper.core.bucket_share import BucketShare, missing_entries
 
 REGIONS = ["us-east-1", "eu-west-1"]
 BUCKET = "cli-shared-reads"
@@ -107,3 +108,42 @@ def test_a_shared_read_still_shows_each_trails_own_drift(
     drift = {r.ref: [(d.resource, d.field) for d in r.diffs] for r in results}
     assert drift["Trail security/audit-b"] == [("trail/eu-west-1", "IsLogging")]
     assert drift["Trail security/audit-a"] == drift["Trail security/audit-c"] == []
+
+
+def test_one_apply_with_one_trail_name_in_two_namespaces_gives_the_winner_its_grant(
+    tmp_path: Path, moto_server: MotoServer, moto_endpoint: str
+) -> None:
+    """The shared write merges both Trails before either trail exists: neither may take the other's
+    entry (the same trail ARN under another prefix) as its own older path."""
+    moto_server.reset()
+    documents = [
+        f"""\
+apiVersion: trailkeeper.io/v1alpha1
+kind: Trail
+metadata: {{name: audit, namespace: {namespace}}}
+spec:
+  trailName: org-audit
+  regions: [us-east-1]
+  destination: {{bucket: {BUCKET}, keyPrefix: {namespace}}}
+"""
+        for namespace in ("team-a", "team-b")
+    ]
+    path = tmp_path / "same-name.yaml"
+    path.write_text("---\n".join(documents), encoding="utf-8")
+    loaded, problems = load_manifests((str(path),))
+    assert not problems
+    recorder = CallRecorder()
+    sessions = AwsSessions(endpoint_url=moto_endpoint, recorder=recorder, rate_limiter=RateLimiter.disabled())
+
+    results = list(run_manifests(loaded, sessions, act=True))
+
+    codes = sorted(f.code for r in results for f in r.failures)
+    assert codes == ["Conflict"]
+    # Before, each merge took the other's entry out and the shared write was undone and made again.
+    assert recorder.counts()["s3", "PutBucketPolicy"] <= 3
+    [winner] = [r for r in results if not r.failures]
+    prefix = "team-a" if "team-a" in winner.ref else "team-b"
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    policy = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
+    account = sessions.account_id()
+    assert missing_entries(policy, BucketShare(BUCKET, prefix, account, "org-audit")) == []

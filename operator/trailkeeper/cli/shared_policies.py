@@ -90,10 +90,11 @@ class SharedPolicyWrite:
         client = BucketClient(first.client("s3", home), home)
         with self.shared.locks.hold(f"s3:{bucket}"):
             observed = client.observe(bucket, parts={PART_POLICY})
-            every = [(c, list(m.regions)) for c, m in zip(contexts, members, strict=True)]
+            every = [(c, list(m.regions), True) for c, m in zip(contexts, members, strict=True)]
             if observed.exists and _document(client, bucket, every).holds(observed.policy):
                 return {}
-            writers = [(c, r) for c, m in zip(contexts, members, strict=True) if (r := self._claimed(c, m))]
+            claims = [(c, self._claimed(c, m)) for c, m in zip(contexts, members, strict=True)]
+            writers = [(c, regions, made) for c, (regions, made) in claims if regions]
             if not writers:
                 return {}
             changes: dict[str, list[Change]] = {}
@@ -103,7 +104,7 @@ class SharedPolicyWrite:
                 run_part(maker, BucketPart(maker, client, home), bucket)
                 changes[members[contexts.index(maker)].manifest.ref] = list(maker.changes)
             document = _document(client, bucket, writers)
-            refs = tuple(members[contexts.index(context)].manifest.ref for context, _ in writers)
+            refs = tuple(members[contexts.index(context)].manifest.ref for context, _, _ in writers)
 
             def later(written: SharedDocument[Policy]) -> None:
                 self.confirmations.add(written, refs, lambda: self.shared.locks.hold(f"s3:{bucket}"))
@@ -113,27 +114,30 @@ class SharedPolicyWrite:
             changes.setdefault(ref, []).append(Change(document.resource, "put trailkeeper statements"))
         return changes
 
-    def _claimed(self, context: PassContext, member: Member) -> list[str]:
-        """The member's regions whose trail is its to manage (the others get no statement)."""
+    def _claimed(self, context: PassContext, member: Member) -> tuple[list[str], bool]:
+        """The member's regions whose trail is its to manage (the others get no statement), and whether
+        its trail exists in each of them (only then may its share entry move, see add_share)."""
         who = Claim(member.spec.adopt, unknown_liveness, self.force_adopt)
         regions = []
+        made = True
         for region in member.regions:
             try:
-                claim(context, region, who, want_insights=True)
+                found = claim(context, region, who, want_insights=True)
             except RegionFailure:
                 continue
             regions.append(region)
-        return regions
+            made = made and found is not None
+        return regions, made
 
 
 def _document(
-    client: BucketClient, bucket: str, writers: Sequence[tuple[PassContext, list[str]]]
+    client: BucketClient, bucket: str, writers: Sequence[tuple[PassContext, list[str], bool]]
 ) -> SharedDocument[Policy]:
     """One document holding every writer's statements: each one's merge applied in turn, held when each
-    one's part is."""
+    one's part is. The third item of a writer: its trail exists in its regions (see add_share)."""
     documents = [
-        bucket_policy(context, client, bucket, desired_statements(context, bucket, regions))
-        for context, regions in writers
+        bucket_policy(context, client, bucket, desired_statements(context, bucket, regions), move=made)
+        for context, regions, made in writers
     ]
 
     def merge(policy: Policy) -> Policy:
