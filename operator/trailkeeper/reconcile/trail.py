@@ -305,14 +305,16 @@ class TrailReconciler:
             if found is None:
                 raise
             outcome.trail_arn = None
-            self._rivals[region] = found
-            check_owner(
-                context,
-                region,
-                found,
-                Claim(self.spec.adopt, self.request.owner_alive, self.request.force_adopt),
-            )
-            del self._rivals[region]
+            try:
+                check_owner(
+                    context,
+                    region,
+                    found,
+                    Claim(self.spec.adopt, self.request.owner_alive, self.request.force_adopt),
+                )
+            except RegionFailure:
+                self._rivals[region] = found
+                raise
             outcome.trail_arn = found.arn
             seen = run_part(context, TrailPart(context, client, region, found), desired)
         if seen.diffs and context.act:

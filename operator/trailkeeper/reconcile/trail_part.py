@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from trailkeeper.aws.errors import UnexpectedAnswerError, error_code
 from trailkeeper.aws.reads import CHANGE_READ_MAX_AGE
-from trailkeeper.aws.trails import TrailClient
+from trailkeeper.aws.trails import POLICY_RETRY_DELAYS, TrailClient
 from trailkeeper.core.drift import FieldDiff, Fix, diff_tags, diff_trail
 from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.core.observed_trail import ObservedTrail
@@ -34,12 +34,13 @@ BUCKET_NOT_GRANTED = "BucketNotGranted"
 def trail_client(context: PassContext, region: str, *, policy_retries: bool = True) -> TrailClient:
     """The CloudTrail client of `region`; `policy_retries` False: a bucket policy CloudTrail does not accept
     fails at once (it is not one this pass wrote and that may still be propagating)."""
-    client = context.client("cloudtrail", region)
-    trails = TrailClient(client, region, context.account_id, context.partition)
-    return (
-        trails
-        if policy_retries
-        else TrailClient(client, region, context.account_id, context.partition, policy_retry_delays=())
+    delays = POLICY_RETRY_DELAYS if policy_retries else ()
+    return TrailClient(
+        context.client("cloudtrail", region),
+        region,
+        context.account_id,
+        context.partition,
+        policy_retry_delays=delays,
     )
 
 
