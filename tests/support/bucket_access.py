@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from support.faults import (
     _error_response,
     identify_request,
 )
+from support.records import Records
 
 CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
 _TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
@@ -111,21 +111,14 @@ class BucketAccessFront:
     def __init__(self, app: WSGIApp, *, check_own_account: bool = False) -> None:
         self._app = app
         self.check_own_account = check_own_account
-        self._lock = threading.Lock()
-        self._refused: list[AccessRefusal] = []
+        self._refused = Records[AccessRefusal]()
 
     @property
     def refused(self) -> list[AccessRefusal]:
-        with self._lock:
-            return list(self._refused)
+        return self._refused.all()
 
     def clear(self) -> None:
-        with self._lock:
-            self._refused.clear()
-
-    def _refuse(self, refusal: AccessRefusal) -> None:
-        with self._lock:
-            self._refused.append(refusal)
+        self._refused.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -137,13 +130,13 @@ class BucketAccessFront:
             owner = bucket_owner(bucket) if bucket else None
             caller = _account_of(environ)
             if bucket and owner and owner != caller:
-                self._refuse(AccessRefusal(service, operation, caller, bucket, "AccessDenied"))
+                self._refused.add(AccessRefusal(service, operation, caller, bucket, "AccessDenied"))
                 return _access_denied(environ, start_response, _bucket_region(bucket))
         if service == "cloudtrail" and operation in _CHECKED_TRAIL_CALLS:
             bucket = _insufficient_bucket(environ, self.check_own_account)
             if bucket is not None:
                 code = "InsufficientS3BucketPolicyException"
-                self._refuse(AccessRefusal(service, operation, _account_of(environ), bucket, code))
+                self._refused.add(AccessRefusal(service, operation, _account_of(environ), bucket, code))
                 message = f"Incorrect S3 bucket policy is detected for bucket: {bucket}"
                 return _error_response(environ, start_response, service, 400, code, message)
         return self._app(environ, start_response)

@@ -44,6 +44,7 @@ from support.faults import (
     _error_response,
     identify_request,
 )
+from support.records import Records
 
 TRAILS_PER_REGION = 5
 EVENT_SELECTORS_PER_TRAIL = 5
@@ -86,19 +87,16 @@ class LimitsFront:
     def __init__(self, app: WSGIApp) -> None:
         self.access = BucketAccessFront(app)
         self._app: WSGIApp = self.access
-        self._lock = threading.Lock()
         # Counting trails and creating one must not interleave, or two creates could both take the last slot.
         self._create_lock = threading.Lock()
-        self._refused: list[Refusal] = []
+        self._refused = Records[Refusal]()
 
     @property
     def refused(self) -> list[Refusal]:
-        with self._lock:
-            return list(self._refused)
+        return self._refused.all()
 
     def clear(self) -> None:
-        with self._lock:
-            self._refused.clear()
+        self._refused.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
@@ -111,8 +109,7 @@ class LimitsFront:
             try:
                 check(environ)
             except _Refuse as refusal:
-                with self._lock:
-                    self._refused.append(Refusal(service, operation, refusal.code, refusal.message))
+                self._refused.add(Refusal(service, operation, refusal.code, refusal.message))
                 status = 400
                 return _error_response(
                     environ, start_response, service, status, refusal.code, refusal.message

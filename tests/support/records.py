@@ -1,0 +1,28 @@
+"""What a test front refused, kept for the tests to read."""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Records(Generic[T]):
+    """A list appended to by the front's request threads and read by the test's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[T] = []
+
+    def add(self, item: T) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def all(self) -> list[T]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
