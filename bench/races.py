@@ -269,7 +269,7 @@ def _sum(results: list[dict[str, int]]) -> dict[str, int]:
 def _live(scenario: str, races: Races, scratch: Path, runs: int, rng: random.Random) -> dict[str, int]:
     from bench.races_live import LiveRaces, live_cluster, operator_process
 
-    live = LiveRaces(races.url, races.injector, races.observer, scratch, rng)
+    live = LiveRaces(races.url, races.observer, scratch, rng)
     with live_cluster(scratch / scenario) as cluster:
         if scenario == "peering-handover":
             results = list(live.peering_handover(cluster, runs))

@@ -63,9 +63,8 @@ def _retention_spec(trail: str) -> dict[str, Any]:
 
 
 class LiveRaces:
-    def __init__(self, url: str, injector: Any, observer: Any, workdir: Path, rng: random.Random) -> None:
+    def __init__(self, url: str, observer: Any, workdir: Path, rng: random.Random) -> None:
         self.url = url
-        self.injector = injector
         self.observer = observer
         self.workdir = workdir
         self.rng = rng
