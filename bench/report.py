@@ -42,14 +42,22 @@ def _with_compliance(sweep: SweepResult) -> float:
     return sweep.ratio_to_minimum
 
 
+def _averaged(sweep: SweepResult) -> float:
+    """The sweep averaged over the tag-check cadence, against the same minimum as `_with_compliance`."""
+    if sweep.averaged_calls is None:
+        return math.nan
+    return sweep.averaged_calls / (sweep.minimum_with_compliance or sweep.minimum)
+
+
 def targets(latency: LatencyResult, fleet: FleetResult) -> list[Target]:
     burst, sweep, overhead = fleet.burst, fleet.sweep, fleet.overhead
     return [
         Target("apply->Ready p50 (s)", "<= 0.5 s", 0.5, latency.all_ready_p50),
-        Target(f"{burst.trails} Trails Ready (s)", "<= 60 s (200 Trails)", 60.0, burst.trails_ready_seconds),
-        Target("operator peak RSS (MB)", "<= 200 MB", 200.0, burst.peak_rss_mb),
-        Target("sweep calls / minimum (incl. CIS reads)", "<= 1.1", 1.1, _with_compliance(sweep)),
-        Target("  drift checks only / minimum", "<= 1.1", 1.1, _nan(sweep.drift_only_ratio_to_minimum)),
+        Target(f"{burst.trails} Trails Ready (s)", "<= 300 s", 300.0, burst.trails_ready_seconds),
+        Target("  vs raw boto3 (x)", "<= 1.5", 1.5, burst.ratio_to_floor),
+        Target("operator peak RSS (MB)", "<= 300 MB", 300.0, burst.peak_rss_mb),
+        Target("sweep calls / minimum, tag checks averaged", "<= 1.05", 1.05, _averaged(sweep)),
+        Target("  this sweep (incl. CIS reads) / minimum", "<= 1.05", 1.05, _with_compliance(sweep)),
         Target("sweep mutating calls", "0", 0.0, float(sweep.mutating_calls)),
         Target("overhead ratio, drift pass in-process", "<= 1.5", 1.5, overhead.drift_pass.ratio),
         Target("overhead ratio, create pass in-process", "<= 1.5", 1.5, overhead.create_pass.ratio),
@@ -199,6 +207,13 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
             "n/a" if sweep.compliance_only_calls is None else str(sweep.compliance_only_calls),
             "1 ACL, logging, access block per bucket",
             "",
+        ],
+        [
+            f"  averaged over the tag checks (1 sweep in {sweep.tag_check_every} reads tags: "
+            f"{sweep.first_sweep_tag_reads} in the first)",
+            "n/a" if sweep.averaged_calls is None else f"{sweep.averaged_calls:.0f}",
+            f"minimum {sweep.minimum_with_compliance or sweep.minimum}",
+            _x(_averaged(sweep)),
         ],
         [
             "  whole sweep vs minimum incl. CIS-only reads",

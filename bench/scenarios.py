@@ -50,7 +50,7 @@ from trailkeeper.aws.calls import CallRecorder, is_mutating
 from trailkeeper.aws.ratelimit import RateLimiter
 from trailkeeper.aws.session import AccountRef, AwsSessions, role_session_name
 from trailkeeper.reconcile.passes import ObjectRef, PassReport, retention_pass, trail_pass
-from trailkeeper.reconcile.shared import Shared
+from trailkeeper.reconcile.shared import TAG_CHECK_EVERY, Shared
 
 # Account indexes of the in-process create passes and of their raw boto3 floor (the fleet's are 0 on):
 # each set in accounts of its own, with free trail slots.
@@ -273,6 +273,12 @@ class SweepResult:
     ratio_to_minimum_with_compliance: float | None = None
     # The sweep before it, right after the burst (see measure_fleet).
     first_sweep_calls: int | None = None
+    # Drift checks read tags afresh once in `tag_check_every` checks (the operator's --tag-check-every),
+    # so one sweep in that many reads them: the first one does (no tag read is kept yet). The sweep as it
+    # averages over those sweeps: this one's calls less its tag reads, plus the first's over the cadence.
+    tag_check_every: int = 1
+    first_sweep_tag_reads: int | None = None
+    averaged_calls: float | None = None
     # The operator's requests to the API server over the sweep (from its audit log), by verb.
     api_requests: dict[str, int] = field(default_factory=dict)
     first_sweep_valid: bool | None = None
@@ -364,6 +370,7 @@ def measure_fleet(
         sweep, metrics = _sweep(stage, moto, config, organization, metrics_port)
         sweep.first_sweep_calls = first.calls
         sweep.first_sweep_valid = first.valid
+        _average_tag_checks(sweep, first)
         sweep.compliance_interval_seconds = compliance_interval
         # The in-process passes that follow must not share the machine with the operator.
         stage.kill_operator()
@@ -493,6 +500,19 @@ def _sweep(
     )
     metrics = (metrics_before, metrics_after) if metrics_before and metrics_after else None
     return result, metrics
+
+
+# The reads of tags that drift checks make once in --tag-check-every checks (trails' and topics').
+TAG_READS = ("cloudtrail:ListTags", "sns:ListTagsForResource")
+
+
+def _average_tag_checks(sweep: SweepResult, first: SweepResult) -> None:
+    """The steady sweep averaged over the operator's tag-check cadence (see SweepResult)."""
+    sweep.tag_check_every = TAG_CHECK_EVERY
+    first_tags = sum(first.calls_by_operation.get(op, 0) for op in TAG_READS)
+    own_tags = sum(sweep.calls_by_operation.get(op, 0) for op in TAG_READS)
+    sweep.first_sweep_tag_reads = first_tags
+    sweep.averaged_calls = sweep.calls - own_tags + first_tags / TAG_CHECK_EVERY
 
 
 def _minimum_for_checks(

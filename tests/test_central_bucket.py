@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from trailkeeper.api.trail import TrailSpec
+from trailkeeper.aws.account_state import observe_account
 from trailkeeper.aws.session import AccountRef, AwsSessions
 from trailkeeper.reconcile.shared import Shared
 from trailkeeper.reconcile.trail import TrailRequest, reconcile_trail
@@ -91,3 +92,20 @@ def test_a_member_asking_to_create_a_taken_bucket_is_told_to_use_it_as_it_is(aws
     outcome = reconcile_trail(request(wrong, "member"), aws, shared)
     assert {f.code for f in outcome.failures} == {"AccessDenied"}
     assert "createBucket: false" in outcome.failures[0].message
+
+
+def test_the_compliance_observation_of_a_member_does_not_call_s3_for_a_bucket_known_to_be_foreign(
+    aws: AwsSessions,
+) -> None:
+    # As in the operator: the passes and the compliance observation share the sessions' read layer.
+    shared = Shared(cache=aws.reads)
+    reconcile_trail(request(central_spec([MEMBER]), "archive"), aws, shared)
+    reconcile_trail(request(member_spec(), "member"), aws, shared)
+    assert aws.recorder is not None
+    before = len(aws.recorder.snapshot())
+
+    observation = observe_account(aws, AccountRef(role(MEMBER)["roleArn"]), regions=REGIONS, monitoring=False)
+
+    assert s3_calls_of(aws, before) == []
+    assert f"bucket {CENTRAL}: not readable (another account's)" in observation.notes
+    assert [t.name for t in observation.state.trails if not t.is_shadow] == ["member"] * len(REGIONS)

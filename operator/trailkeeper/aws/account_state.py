@@ -25,7 +25,14 @@ from typing import Any, Literal, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trailkeeper.aws.buckets import PART_LOGGING, PART_POLICY, PART_PUBLIC_ACCESS_BLOCK, BucketClient
+from trailkeeper.aws.buckets import (
+    FOREIGN_BUCKET_MAX_AGE,
+    PART_LOGGING,
+    PART_POLICY,
+    PART_PUBLIC_ACCESS_BLOCK,
+    BucketClient,
+    foreign_bucket_key,
+)
 from trailkeeper.aws.errors import AwsError, AwsFailure, classify, error_code
 from trailkeeper.aws.ratelimit import RateLimitTimeoutError
 from trailkeeper.aws.reads import Reads
@@ -403,12 +410,17 @@ class _Observer:
         read, which the evaluator reports as "not observed" rather than guessing."""
         s3 = self.sessions.client("s3", region, self.account)
         parts = {PART_PUBLIC_ACCESS_BLOCK, PART_POLICY, PART_LOGGING}
+        foreign = foreign_bucket_key(self.account_id, bucket)
+        if self.sessions.reads.peek(foreign, FOREIGN_BUCKET_MAX_AGE):
+            self.notes.append(f"bucket {bucket}: not readable (another account's)")
+            return None
         try:
             seen = BucketClient(s3, region).observe(bucket, parts=parts)
             if not seen.exists:
                 self.notes.append(f"bucket {bucket}: does not exist")
                 return None
             if not seen.owned_by_caller:
+                self.sessions.reads.put(foreign, True)
                 self.notes.append(f"bucket {bucket}: not readable (another account's, or access denied)")
                 return None
             grants = s3.get_bucket_acl(Bucket=bucket).get("Grants", [])

@@ -44,6 +44,17 @@ ALL_PARTS: tuple[str, ...] = (
     PART_LOGGING,
 )
 # What ensure_settings must have seen to decide what drifted.
+# A bucket's owner changes only when it is deleted and made again under its (global) name: that a bucket is
+# another account's, once learnt, holds for an hour in the read layer (aws/reads.py), as the enabled regions
+# do, so neither drift checks nor compliance observations of a member account call S3 for the central bucket.
+FOREIGN_BUCKET_MAX_AGE = 3600.0
+
+
+def foreign_bucket_key(account_id: str, bucket: str) -> tuple[str, str, str]:
+    """The read layer's key of "`bucket` is not `account_id`'s" (S3 answered 403 to its reads)."""
+    return ("foreign-bucket", account_id, bucket)
+
+
 _SETTINGS_PARTS = frozenset({PART_TAGS, PART_VERSIONING, PART_ENCRYPTION, PART_PUBLIC_ACCESS_BLOCK})
 
 PUBLIC_ACCESS_BLOCK_ALL: Mapping[str, bool] = {

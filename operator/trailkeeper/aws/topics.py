@@ -101,7 +101,7 @@ class TopicClient:
         try:
             attributes = _attributes(self.client.get_topic_attributes(TopicArn=arn), "GetTopicAttributes")
             subscriptions = self._subscriptions(arn)
-            tags = self._tags(arn) if with_tags else {}
+            tags = self.tags(arn) if with_tags else {}
         except ClientError as error:
             # Deleted before or while it was read: it is not there.
             if error_code(error) in _NOT_FOUND:
@@ -156,7 +156,8 @@ class TopicClient:
             filter_policy=_filter_policy(attributes.get("FilterPolicy")),
         )
 
-    def _tags(self, arn: str) -> dict[str, str]:
+    def tags(self, arn: str) -> dict[str, str]:
+        """The topic's tags (one ListTagsForResource)."""
         tags = self.client.list_tags_for_resource(ResourceArn=arn).get("Tags", [])
         return {t["Key"]: t["Value"] for t in tags}
 

@@ -17,6 +17,7 @@ from trailkeeper.cli import CONTEXT_SETTINGS
 from trailkeeper.cli.audit import audit
 from trailkeeper.cli.pipeline import run_manifests
 from trailkeeper.kube.config import PRIORITY_MAX, OperatorConfig
+from trailkeeper.reconcile.shared import TAG_CHECK_EVERY
 
 # The operator (kopf), the CRD and plan renderers and the IAM policy are imported by their commands only:
 # `apply` and `diff` in a pipeline start in half the time without them.
@@ -211,6 +212,14 @@ def diff(
     show_default=True,
     help="Multiply every object's resyncSeconds (below 1 only for demos and tests).",
 )
+@click.option(
+    "--tag-check-every",
+    type=click.IntRange(1, 1000),
+    default=TAG_CHECK_EVERY,
+    show_default=True,
+    help="Drift checks compare tags afresh once in this many (an hour at the default period); every "
+    "other setting is compared at each check, and a change to the spec reads tags at once.",
+)
 @click.option("--max-workers", type=int, default=16, show_default=True, help="Concurrent reconciles.")
 @click.option(
     "--compliance-regions",
@@ -252,6 +261,7 @@ def run_command(
     liveness: str | None,
     metrics_port: int | None,
     resync_scale: float,
+    tag_check_every: int,
     max_workers: int,
     compliance_regions: str,
     compliance_interval: float,
@@ -271,6 +281,7 @@ def run_command(
     config = OperatorConfig(
         namespaces=namespaces,
         resync_scale=resync_scale,
+        tag_check_every=tag_check_every,
         max_workers=max_workers,
         peering=None if standalone else peering,
         priority=priority if priority is not None else secrets.randbelow(PRIORITY_MAX) + 1,

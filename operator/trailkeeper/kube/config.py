@@ -16,7 +16,7 @@ from trailkeeper.kube.dependents import DependentRuns
 from trailkeeper.kube.tenancy_view import TenancyInputs
 from trailkeeper.metrics import Metrics
 from trailkeeper.reconcile.compliance import ComplianceSettings
-from trailkeeper.reconcile.shared import KeyedLocks, Shared
+from trailkeeper.reconcile.shared import TAG_CHECK_EVERY, KeyedLocks, Shared
 from trailkeeper.reconcile.tenancy_file import TenancyFile
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ class OperatorConfig:
     # Multiplies every object's resyncSeconds. 1 in production; demos and end-to-end tests shorten the
     # drift-check period with it without breaking the API's lower bound of 30 s.
     resync_scale: float = 1.0
+    # A drift check compares tags afresh once in this many (Shared.tag_read_age).
+    tag_check_every: int = TAG_CHECK_EVERY
     max_workers: int = 16
     peering: str | None = "trailkeeper"  # None: standalone, no peering
     # Of the replicas in one peering, the one of the highest priority runs; the others pause until its
@@ -95,6 +97,7 @@ class Runtime:
     def __post_init__(self) -> None:
         # Drift checks take shared reads up to half their (scaled) period old (Shared.shared_read_age).
         self.shared.resync_scale = self.config.resync_scale
+        self.shared.tag_check_every = self.config.tag_check_every
         self.compliance.enabled_regions = self.config.compliance_regions or None
         self.compliance.interval_seconds = self.config.compliance_interval
         # One read layer for the process (aws/reads.py): shared reads, compliance observations, regions.

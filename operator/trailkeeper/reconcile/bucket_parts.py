@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from trailkeeper.aws.buckets import (
+    FOREIGN_BUCKET_MAX_AGE,
     PART_LIFECYCLE,
     PART_POLICY,
     PART_TAGS,
     PART_VERSIONING,
     BucketClient,
     ObservedBucket,
+    foreign_bucket_key,
 )
 from trailkeeper.core.bucket_policy import desired_bucket_statements
 from trailkeeper.core.bucket_share import (
@@ -44,14 +46,8 @@ Policy = dict[str, Any] | None
 _PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
-# A bucket's owner changes only when it is deleted and made again under its (global) name: what a pass
-# learnt of another account's bucket holds for an hour, as the enabled regions do, so drift checks of a
-# member account's Trail make no S3 call for the central bucket.
-FOREIGN_BUCKET_MAX_AGE = 3600.0
-
-
 def _foreign_key(context: PassContext, bucket: str) -> tuple[str, ...]:
-    return ("foreign-bucket", context.account_id, bucket)
+    return foreign_bucket_key(context.account_id, bucket)
 
 
 def _not_readable(bucket: str, account_id: str) -> str:

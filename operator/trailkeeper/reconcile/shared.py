@@ -33,6 +33,9 @@ class KeyedLocks:
 
 
 SHARED_READ_SHARE = 0.5
+# Tags are compared every this many drift checks (the operator's --tag-check-every): an hour at the default
+# period. They name owners and labels, not what is logged, and are a read per trail-region and topic.
+TAG_CHECK_EVERY = 12
 T = TypeVar("T")
 
 
@@ -45,6 +48,8 @@ class Shared:
     cache: Reads = field(default_factory=Reads)
     # The operator's --resync-scale: an object's drift-check period is resyncSeconds times this.
     resync_scale: float = 1.0
+    # The operator's --tag-check-every: a drift check reads tags afresh once in this many (1: every one).
+    tag_check_every: int = TAG_CHECK_EVERY
     # How writes of shared documents (policies, lifecycle configurations) re-read and check.
     write_policy: WritePolicy = field(default_factory=WritePolicy)
     # Where a pass runs its regions side by side (the CLI: each account and region's quota is then kept
@@ -64,6 +69,11 @@ class Shared:
         """How old a read shared within a sweep a drift check may take: half its period, so that it never
         takes its own previous check's read, and drift is seen within one and a half periods."""
         return SHARED_READ_SHARE * resync_seconds * self.resync_scale
+
+    def tag_read_age(self, resync_seconds: int) -> float:
+        """How old a tag read a drift check may take: just under `tag_check_every` periods, so one check in
+        that many reads tags afresh (1: as any shared read). A change pass and a write never take it."""
+        return (self.tag_check_every - SHARED_READ_SHARE) * resync_seconds * self.resync_scale
 
 
 @dataclass(frozen=True)

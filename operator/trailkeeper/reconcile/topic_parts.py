@@ -6,6 +6,7 @@ only on a topic this Trail created; statements and subscriptions of others are n
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,18 @@ class TopicPart:
 
     def observe(self, desired: str) -> Observation[str, ObservedTopic]:
         resource = f"topic/{self.region}"
-        observed = self.client.observe(desired)
+        context = self.context
+        observed = self.client.observe(desired, with_tags=context.deep)
+        if observed.exists and not context.deep:
+            # A drift check compares tags it may keep up to Shared.tag_read_age (a tag write drops them).
+            observed = dataclasses.replace(
+                observed,
+                tags=context.shared.cache.get(
+                    topic_tags_key(observed.arn),
+                    lambda: self.client.tags(observed.arn),
+                    max_age=context.shared.tag_read_age(context.spec.resync_seconds),
+                ),
+            )
         if not observed.exists:
             missing = [FieldDiff(resource, "Exists", "true", "false", Fix.CREATE)]
             return Observation(resource, False, desired, observed, missing)
@@ -52,9 +64,20 @@ class TopicPart:
         if not observation.exists:
             self.client.create(name, context.tags())
             return [Change(observation.resource, f"created topic {name}")]
+        if not context.deep:
+            # A drift check may have compared kept tags: nothing is written on a kept read of the owner.
+            observed = dataclasses.replace(observed, tags=self.client.tags(observed.arn))
+            if observed.tags.get(OWNER_TAG) != context.owner:
+                return []
         change = tag_change(context.tags(), observed.tags, context.removed_tags)
+        context.shared.cache.invalidate(topic_tags_key(observed.arn))
         apply_tags(lambda want, have: self.client.set_tags(observed.arn, want, have), change, observed.tags)
         return [Change(observation.resource, "set tags")]
+
+
+def topic_tags_key(arn: str) -> tuple[str, str]:
+    """The read layer's key of a topic's tags."""
+    return ("topic-tags", arn)
 
 
 @dataclass

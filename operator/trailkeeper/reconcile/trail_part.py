@@ -78,17 +78,18 @@ def observe_trail(
 ) -> ObservedTrail | None:
     """The trail of this Trail's name in `region`. A change pass acts on reads at most a couple of seconds
     old (those of a burst of changes are shared), with its own ListTags; a drift check takes the sweep's
-    shared reads, tags included, and so does a pass that does not act (`trailkeeper diff`: the region's
-    tags batched 20 trails a call, whatever number of manifests read them)."""
-    cache = context.shared.cache
-    max_age = (
-        CHANGE_READ_MAX_AGE if context.deep else context.shared.shared_read_age(context.spec.resync_seconds)
-    )
+    shared reads, tags included (those up to `Shared.tag_read_age` old), and so does a pass that does not
+    act (`trailkeeper diff`: the region's tags batched 20 trails a call, whatever number of manifests read
+    them)."""
+    cache, shared, resync = context.shared.cache, context.shared, context.spec.resync_seconds
+    max_age = CHANGE_READ_MAX_AGE if context.deep else shared.shared_read_age(resync)
     described = cache.get(_trails_key(context, region), client.list_names, max_age=max_age)
+    # A trail missing from the kept tags (made since) is read on its own by `observe`.
+    tags_age = max_age if context.deep else shared.tag_read_age(resync)
     tags = (
         None
         if context.deep and context.act
-        else cache.get(_tags_key(context, region), lambda: client.tags_by_arn(described), max_age=max_age)
+        else cache.get(_tags_key(context, region), lambda: client.tags_by_arn(described), max_age=tags_age)
     )
     return client.observe(
         context.trail_name, described=described, tags_by_arn=tags, want_insights=want_insights
@@ -192,6 +193,8 @@ class TrailPart:
         desired, observed = observation.desired, observation.observed
         if observed is None:
             return self._create(desired, observation.resource)
+        if not self.context.deep:
+            observed = self._owned_now(observed)
         fixes = {d.fix for d in observation.diffs}
         changes = []
         if Fix.UPDATE_TRAIL in fixes:
@@ -216,6 +219,16 @@ class TrailPart:
             changes.append("started logging" if desired.logging else "stopped logging")
         forget_trails(self.context, self.region)
         return [Change(observation.resource, action) for action in changes]
+
+    def _owned_now(self, observed: ObservedTrail) -> ObservedTrail:
+        """`observed` with its tags read afresh, before a drift check corrects the trail: it compared tags
+        it may have kept (Shared.tag_read_age), and nothing is written on a kept read of the owner."""
+        tags = self.client.tags_of(observed.arn)
+        if (owner := tags.get(OWNER_TAG)) not in (None, self.context.owner):
+            raise RegionFailure(
+                "Conflict", f"trail {observed.name} in {self.region} is now owned by {owner}; left as it is"
+            )
+        return dataclasses.replace(observed, tags=tags)
 
     def _create(self, desired: DesiredTrail, resource: str) -> list[Change]:
         context = self.context
