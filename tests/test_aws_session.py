@@ -68,6 +68,10 @@ def test_account_id_comes_from_sts_once(aws: AwsSessions) -> None:
 
 def test_assumed_role_acts_in_the_role_account(aws: AwsSessions) -> None:
     assert aws.account_id(ROLE) == OTHER_ACCOUNT
+    # What AssumeRole answered names the account: no GetCallerIdentity for it.
+    assert aws.recorder is not None
+    assert aws.recorder.counts()[("sts", "AssumeRole")] == 1
+    assert aws.recorder.counts()[("sts", "GetCallerIdentity")] == 0
     aws.client("s3", "us-east-1", ROLE).create_bucket(Bucket="theirs")
     aws.client("s3", "us-east-1").create_bucket(Bucket="ours")
 

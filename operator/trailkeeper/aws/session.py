@@ -573,12 +573,18 @@ class AwsSessions:
     # -- accounts and credentials ----------------------------------------------------------
 
     def account_id(self, account: AccountRef | None = None) -> str:
-        """The 12-digit account the credentials for ``account`` act in (STS GetCallerIdentity,
-        asked once per account)."""
+        """The 12-digit account the credentials for ``account`` act in: for a role, what its AssumeRole
+        answered; else STS GetCallerIdentity, asked once per account."""
         with self._lock:
             cached = self._account_ids.get(account)
         if cached is not None:
             return cached
+        if account is not None:
+            self._credentials_for(account)
+            with self._lock:
+                cached = self._account_ids.get(account)
+            if cached is not None:
+                return cached
         identity = self.client("sts", None, account).get_caller_identity()
         account_id = identity["Account"]
         with self._lock:
@@ -628,6 +634,12 @@ class AwsSessions:
                 RoleSessionName=account.session_name,
                 DurationSeconds=self.role_duration_seconds,
             )
+        # The assumed role's ARN (arn:<partition>:sts::<account>:assumed-role/...) names the account its
+        # credentials act in: what GetCallerIdentity would answer, without the call.
+        assumed = str((response.get("AssumedRoleUser") or {}).get("Arn") or "").split(":")
+        if len(assumed) > 4 and assumed[4].isdigit():
+            with self._lock:
+                self._account_ids.setdefault(account, assumed[4])
         credentials = response["Credentials"]
         expiration = credentials["Expiration"]
         if expiration.tzinfo is None:
