@@ -90,6 +90,8 @@ def test_second_pass_on_unchanged_aws_makes_no_mutating_call(aws: AwsSessions) -
     assert second.failures == []
     assert second.diffs == [], second.diffs
     assert mutating(aws) == []
+    # Access logging is CIS 3.6's, no part of the spec: a pass does not read it.
+    assert aws.recorder.counts()[("s3", "GetBucketLogging")] == 0
 
 
 def test_foreign_statements_are_kept_exactly(aws: AwsSessions) -> None:

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from trailkeeper.aws.buckets import (
+    ALL_PARTS,
     FOREIGN_BUCKET_MAX_AGE,
+    PART_HEAD,
     PART_LIFECYCLE,
+    PART_LOGGING,
     PART_POLICY,
     PART_TAGS,
     PART_VERSIONING,
@@ -44,6 +47,13 @@ from trailkeeper.reconcile.verified_write import SharedDocument
 Statements = list[dict[str, Any]]
 Policy = dict[str, Any] | None
 _PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+# What a change pass compares of a bucket: all but its access logging, which is CIS 3.6's (the compliance
+# observation reads it) and no part of a spec.
+_PASS_PARTS = frozenset(ALL_PARTS) - {PART_LOGGING}
+# What releasing a bucket needs: whether it is there and the caller's, its policy and its owner tag.
+_RELEASE_PARTS = frozenset({PART_HEAD, PART_POLICY, PART_TAGS})
 
 
 def _foreign_key(context: PassContext, bucket: str) -> tuple[str, ...]:
@@ -79,7 +89,8 @@ class BucketPart:
         ):
             foreign = ObservedBucket(name=bucket, region=self.home, exists=True, owned_by_caller=False)
             return Observation(resource, True, bucket, foreign)
-        observed = self.client.observe(bucket, parts=None if context.deep else {PART_POLICY, PART_TAGS})
+        parts = _PASS_PARTS if context.deep else {PART_POLICY, PART_TAGS}
+        observed = self.client.observe(bucket, parts=parts)
         if not observed.exists:
             if not context.spec.destination.create_bucket:
                 raise RegionFailure(
@@ -312,7 +323,7 @@ def release_bucket(
     )
     document = bucket_policy(context, client, bucket, None, move=rival is None, keep_share=keep_share)
     with context.shared.locks.hold(f"s3:{bucket}"):
-        observed = client.observe(bucket)
+        observed = client.observe(bucket, parts=_RELEASE_PARTS)
         if not observed.exists or not observed.owned_by_caller:
             return
         remaining = observed.policy
