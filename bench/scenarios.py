@@ -521,10 +521,17 @@ def _minimum_for_checks(
     """The minimum of the checks the window holds: one sweep's, plus each extra check's own reads.
 
     Objects' periods differ by up to ±10 % (jitter), so a window that waits for the last object's check
-    can hold a second check of an object with a short period; that check needs its own reads again,
-    while DescribeTrails stays one per account and region.
+    can hold a second check of an object with a short period; that check needs its own reads again, and
+    DescribeTrails again in its regions: a drift check shares one up to half its period old, so never its
+    own previous check's. Per account and region, DescribeTrails is asked as often as the Trail checked
+    most often there.
     """
-    scaled: Counter[tuple[str, str]] = Counter({DESCRIBE_TRAILS: organization.describe_trails()})
+    most: dict[tuple[str, str], int] = {}
+    for t in organization.trails:
+        for region in t.regions:
+            checks = len(in_window[("Trail", "default", t.name)])
+            most[(t.account, region)] = max(most.get((t.account, region), 0), checks)
+    scaled: Counter[tuple[str, str]] = Counter({DESCRIBE_TRAILS: sum(most.values())})
     for key, reads in organization.object_minimum().items():
         for op, count in reads.items():
             scaled[op] += count * len(in_window[key])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.manifests import Manifest
@@ -97,6 +98,24 @@ def _run_one(
     return result
 
 
+def _followed(manifest: Manifest) -> tuple[str, str] | None:
+    """The (namespace, name) of the Trail a LogRetention's trailRef names; None for a bucket given."""
+    spec = manifest.spec
+    if not isinstance(spec, LogRetentionSpec) or spec.trail_ref is None:
+        return None
+    return manifest.namespace, spec.trail_ref.name
+
+
+def _after(
+    trail: Future[ObjectResult] | None, run_one: Callable[..., ObjectResult], *args: Any
+) -> ObjectResult:
+    """`run_one(*args)` once the pass of `trail` (if any in the run) is done, whatever its outcome: a
+    LogRetention whose Trail failed reports its own failure (its bucket missing), as it always did."""
+    if trail is not None:
+        wait([trail])
+    return run_one(*args)
+
+
 def run_manifests(
     manifests: list[Manifest], sessions: AwsSessions, *, act: bool, force_adopt: bool = False
 ) -> Iterator[ObjectResult]:
@@ -127,10 +146,16 @@ def run_manifests(
             for changes in pool.map(writer.write, shared_buckets(trails)):
                 for ref, made in changes.items():
                     done.setdefault(ref, []).extend(made)
-        results: list[ObjectResult] = []
-        for phase in (trails, ordered[len(trails) :]):
-            futures = [pool.submit(_run_one, m, manifests, sessions, shared, run) for m in phase]
-            results += [future.result() for future in futures]
+        passes = [pool.submit(_run_one, m, manifests, sessions, shared, run) for m in trails]
+        by_trail = {(m.namespace, m.name): future for m, future in zip(trails, passes, strict=True)}
+        # A LogRetention starts as soon as its Trail's pass is done (its bucket is in place), not after every
+        # Trail's: its confirming read then waits while the other Trails' writes are still being paced.
+        followers = stack.enter_context(ThreadPoolExecutor(WORKERS, thread_name_prefix="retention"))
+        for m in ordered[len(trails) :]:
+            followed = _followed(m)
+            after = by_trail.get(followed) if followed else None
+            passes.append(followers.submit(_after, after, _run_one, m, manifests, sessions, shared, run))
+        results = [future.result() for future in passes]
         # The confirming reads of the shared policies written before the passes (one wait for all).
         for refs, failure in confirmations.confirm():
             for result in results:
