@@ -234,7 +234,13 @@ def render(mode: str, latency: LatencyResult, fleet: FleetResult, host: dict[str
             _verbs(sweep.api_requests),
             "",
         ],
-        ["  watches opened in the sweep (restarts)", str(sweep.api_requests.get("watch", 0)), "0", ""],
+        [
+            "  watches opened in the sweep",
+            str(sweep.api_requests.get("watch", 0)),
+            # kopf asks the API server to end each watch after 60 s (kube/process.py), and opens it again.
+            f"{sweep.window_seconds / 60:.1f} renewals per watched kind",
+            "",
+        ],
         [
             "  DescribeTrails in the sweep",
             str(describe_trails_count(sweep)),
