@@ -58,24 +58,25 @@ def test_tags_are_read_once_in_tag_check_every_drift_checks_and_drift_then_shows
     assert seen[2] == (UNTAGGED, 2)
 
 
-def test_every_check_reads_tags_with_tag_check_every_1(aws: AwsSessions) -> None:
+def untagged_a_period_after_a_drift_check(aws: AwsSessions, tag_check_every: int) -> tuple[Clock, Shared]:
+    """A Trail made, drift-checked once (its tags kept), untagged by hand, one period later."""
     reconcile_trail(request(spec(TAGS)), aws, Shared())
     clock = Clock()
-    shared = Shared(cache=Reads(clock=clock), tag_check_every=1)
+    shared = Shared(cache=Reads(clock=clock), tag_check_every=tag_check_every)
     drift_check(aws, shared)
     untag_by_hand(aws)
     clock.now += PERIOD
+    return clock, shared
+
+
+def test_every_check_reads_tags_with_tag_check_every_1(aws: AwsSessions) -> None:
+    _, shared = untagged_a_period_after_a_drift_check(aws, 1)
 
     assert drift_check(aws, shared) == (UNTAGGED, 2)
 
 
 def test_a_change_pass_reads_tags_whatever_a_drift_check_kept(aws: AwsSessions) -> None:
-    reconcile_trail(request(spec(TAGS)), aws, Shared())
-    clock = Clock()
-    shared = Shared(cache=Reads(clock=clock), tag_check_every=12)
-    drift_check(aws, shared)
-    untag_by_hand(aws)
-    clock.now += PERIOD
+    clock, shared = untagged_a_period_after_a_drift_check(aws, 12)
 
     changed = reconcile_trail(request(spec(TAGS)), aws, shared)
 
