@@ -28,10 +28,13 @@ class Clock:
         return self.now
 
 
-def drift_check(aws: AwsSessions, shared: Shared) -> tuple[set[tuple[str, str]], int]:
+Found = tuple[set[tuple[str, str]], int]
+
+
+def drift_check(aws: AwsSessions, shared: Shared, tags: dict[str, str] = TAGS) -> Found:
     """(resource, field) of the drift found under Report, and the tag reads it made."""
     aws.recorder.reset()
-    report = reconcile_trail(request(spec(TAGS), act=False, deep=False), aws, shared)
+    report = reconcile_trail(request(spec(tags), act=False, deep=False), aws, shared)
     reads = sum(n for op, n in aws.recorder.counts().items() if op in TAG_READS)
     return {(d.resource, d.field) for d in report.diffs}, reads
 
@@ -111,6 +114,11 @@ def test_a_drift_check_reads_the_owner_afresh_before_it_corrects_a_trail(aws: Aw
 
     assert [(f.code, "other/team" in f.message) for f in outcome.failures] == [("Conflict", True)]
     assert cloudtrail.get_trail_status(Name=TRAIL_ARN)["IsLogging"] is False
+    # The kept tags were dropped: the next check finds the owner at its claim, before comparing anything.
+    clock.now += PERIOD
+    again = reconcile_trail(request(spec(TAGS), deep=False), aws, shared)
+    assert [f.code for f in again.failures] == ["Conflict"]
+    assert [d for d in again.diffs if d.resource == f"trail/{REGION}"] == []
 
 
 def test_a_drift_check_does_not_tag_a_topic_no_longer_its_own(aws: AwsSessions) -> None:
@@ -120,7 +128,7 @@ def test_a_drift_check_does_not_tag_a_topic_no_longer_its_own(aws: AwsSessions) 
     shared = Shared(cache=Reads(clock=clock), tag_check_every=12)
     sns = aws.client("sns", REGION)
     sns.untag_resource(ResourceArn=TOPIC_ARN, TagKeys=["cost"])
-    drift_check(aws, shared)  # keeps the tags: ours, `cost` missing
+    assert drift_check(aws, shared, tagged)[0] == {(f"topic/{REGION}", "Tags[cost]")}  # kept: ours
     sns.tag_resource(ResourceArn=TOPIC_ARN, Tags=[{"Key": OWNER_TAG_KEY, "Value": "other/team"}])
     clock.now += PERIOD
 
@@ -128,3 +136,6 @@ def test_a_drift_check_does_not_tag_a_topic_no_longer_its_own(aws: AwsSessions) 
 
     tags = {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=TOPIC_ARN)["Tags"]}
     assert tags[OWNER_TAG_KEY] == "other/team" and "cost" not in tags
+    # What it read is kept instead: the next check knows the topic is not its own, and reads no tags.
+    clock.now += PERIOD
+    assert drift_check(aws, shared, tagged) == (set(), 0)

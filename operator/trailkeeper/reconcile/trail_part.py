@@ -225,6 +225,8 @@ class TrailPart:
         it may have kept (Shared.tag_read_age), and nothing is written on a kept read of the owner."""
         tags = self.client.tags_of(observed.arn)
         if (owner := tags.get(OWNER_TAG)) not in (None, self.context.owner):
+            # The kept tags were wrong: the next check reads them afresh (and finds the owner at its claim).
+            self.context.shared.cache.invalidate(_tags_key(self.context, self.region))
             raise RegionFailure(
                 "Conflict", f"trail {observed.name} in {self.region} is now owned by {owner}; left as it is"
             )
