@@ -311,7 +311,48 @@ def measure_pacing(moto: Any, trails: int, workdir: Path) -> list[PacingRow]:
     diffed = run_cli("diff", manifests, moto.url)
     _check(diffed, f"paced diff of {trails} Trails")
     rows.append(_pacing_row("diff at rest", trails, diffed, moto, "read"))
+    swept = sweep_at_once(moto, Fleet(trails))
+    _check(swept, f"the drift checks of {trails} Trails at once")
+    rows.append(_pacing_row("operator sweep at rest", trails, swept, moto, "read"))
     return rows
+
+
+SWEEP_WORKERS = 16  # the operator's default --max-workers
+
+
+def sweep_at_once(moto: Any, fleet: Fleet) -> Run:
+    """The operator's drift checks of every Trail of `fleet` at the same moment (its worst case: the
+    jitter of the periods spreads them otherwise), in-process, 16 at a time, paced by the production
+    limiter; the checks of a sweep that reads tags (one in --tag-check-every). Credentials and clients are
+    made by a first sweep, untimed, as in an operator that has run a while; the timed one shares none of
+    its answers."""
+    from trailkeeper.api.trail import TrailSpec
+    from trailkeeper.aws.ratelimit import RateLimiter
+    from trailkeeper.aws.reads import Reads
+    from trailkeeper.aws.session import AwsSessions
+    from trailkeeper.reconcile.shared import Shared
+    from trailkeeper.reconcile.trail import TrailRequest, reconcile_trail
+
+    limiter = RateLimiter.from_env({})  # the production rates, whatever this process's environment says
+    sessions = AwsSessions(endpoint_url=moto.url, default_region=REGIONS[0], rate_limiter=limiter)
+    trails = [m for m in fleet.manifests() if m["kind"] == "Trail"]
+
+    def sweep() -> list[str]:
+        shared = Shared(cache=Reads())
+
+        def check(manifest: dict[str, Any]) -> list[str]:
+            meta, spec = manifest["metadata"], TrailSpec.model_validate(manifest["spec"])
+            request = TrailRequest(meta["namespace"], meta["name"], spec, deep=False)
+            return [str(f) for f in reconcile_trail(request, sessions, shared).failures]
+
+        with ThreadPoolExecutor(SWEEP_WORKERS) as pool:
+            return [failure for failures in pool.map(check, trails) for failure in failures]
+
+    sweep()
+    moto.reset_counts()
+    started = time.perf_counter()
+    failures = sweep()
+    return Run(time.perf_counter() - started, 1 if failures else 0, "\n".join(failures))
 
 
 def render(scale: list[ScaleRow], pacing: list[PacingRow], start: float) -> str:
