@@ -41,7 +41,7 @@ from support.faults import (
     _error_response,
     identify_request,
 )
-from support.records import Records
+from support.records import Refusals
 
 CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
 _TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
@@ -104,21 +104,14 @@ def _bucket_region(bucket: str) -> str | None:
     return str(found.region_name) if found is not None else None
 
 
-class BucketAccessFront:
+class BucketAccessFront(Refusals[AccessRefusal]):
     """WSGI middleware: refuse S3 calls on another account's bucket, and trails whose bucket policy does not
     let CloudTrail deliver; pass everything else to ``app``."""
 
     def __init__(self, app: WSGIApp, *, check_own_account: bool = False) -> None:
+        super().__init__()
         self._app = app
         self.check_own_account = check_own_account
-        self._refused = Records[AccessRefusal]()
-
-    @property
-    def refused(self) -> list[AccessRefusal]:
-        return self._refused.all()
-
-    def clear(self) -> None:
-        self._refused.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -130,13 +123,13 @@ class BucketAccessFront:
             owner = bucket_owner(bucket) if bucket else None
             caller = _account_of(environ)
             if bucket and owner and owner != caller:
-                self._refused.add(AccessRefusal(service, operation, caller, bucket, "AccessDenied"))
+                self.refuse(AccessRefusal(service, operation, caller, bucket, "AccessDenied"))
                 return _access_denied(environ, start_response, _bucket_region(bucket))
         if service == "cloudtrail" and operation in _CHECKED_TRAIL_CALLS:
             bucket = _insufficient_bucket(environ, self.check_own_account)
             if bucket is not None:
                 code = "InsufficientS3BucketPolicyException"
-                self._refused.add(AccessRefusal(service, operation, _account_of(environ), bucket, code))
+                self.refuse(AccessRefusal(service, operation, _account_of(environ), bucket, code))
                 message = f"Incorrect S3 bucket policy is detected for bucket: {bucket}"
                 return _error_response(environ, start_response, service, 400, code, message)
         return self._app(environ, start_response)

@@ -44,7 +44,7 @@ from support.faults import (
     _error_response,
     identify_request,
 )
-from support.records import Records
+from support.records import Refusals
 
 TRAILS_PER_REGION = 5
 EVENT_SELECTORS_PER_TRAIL = 5
@@ -81,22 +81,15 @@ def policy_size(text: str) -> int:
     return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-class LimitsFront:
+class LimitsFront(Refusals[Refusal]):
     """WSGI middleware: refuse a request beyond one of AWS's hard limits, pass everything else to ``app``."""
 
     def __init__(self, app: WSGIApp) -> None:
+        super().__init__()
         self.access = BucketAccessFront(app)
         self._app: WSGIApp = self.access
         # Counting trails and creating one must not interleave, or two creates could both take the last slot.
         self._create_lock = threading.Lock()
-        self._refused = Records[Refusal]()
-
-    @property
-    def refused(self) -> list[Refusal]:
-        return self._refused.all()
-
-    def clear(self) -> None:
-        self._refused.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
@@ -109,7 +102,7 @@ class LimitsFront:
             try:
                 check(environ)
             except _Refuse as refusal:
-                self._refused.add(Refusal(service, operation, refusal.code, refusal.message))
+                self.refuse(Refusal(service, operation, refusal.code, refusal.message))
                 status = 400
                 return _error_response(
                     environ, start_response, service, status, refusal.code, refusal.message

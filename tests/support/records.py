@@ -26,3 +26,20 @@ class Records(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+class Refusals(Generic[T]):
+    """What a front refused, for the tests to read (`refused`) and clear between them."""
+
+    def __init__(self) -> None:
+        self._refused = Records[T]()
+
+    def refuse(self, item: T) -> None:
+        self._refused.add(item)
+
+    @property
+    def refused(self) -> list[T]:
+        return self._refused.all()
+
+    def clear(self) -> None:
+        self._refused.clear()
