@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
 from trailkeeper.api.logretention import LogRetentionSpec
 from trailkeeper.api.manifests import Manifest
@@ -37,25 +37,29 @@ class ObjectResult:
     failures: list[RegionFailure] = field(default_factory=list)
 
 
+def _followed(manifest: Manifest) -> tuple[str, str] | None:
+    """The (namespace, name) of the Trail a LogRetention's trailRef names; None for a bucket given."""
+    spec = manifest.spec
+    if not isinstance(spec, LogRetentionSpec) or spec.bucket is not None or spec.trail_ref is None:
+        return None
+    return manifest.namespace, spec.trail_ref.name
+
+
 def _retention_targets(
     manifest: Manifest, manifests: list[Manifest]
 ) -> list[RetentionTarget] | RegionFailure:
     spec = manifest.spec
     assert isinstance(spec, LogRetentionSpec)
-    if spec.bucket is not None:
+    followed = _followed(manifest)
+    if followed is None:
         return targets_of_spec(spec)
-    assert spec.trail_ref is not None
     for other in manifests:
-        if (
-            other.kind == "Trail"
-            and other.namespace == manifest.namespace
-            and other.name == spec.trail_ref.name
-        ):
+        if other.kind == "Trail" and (other.namespace, other.name) == followed:
             assert isinstance(other.spec, TrailSpec)
             return targets_of_trail(other.spec, spec.prefix)
     return RegionFailure(
         "TrailNotFound",
-        f"trailRef {spec.trail_ref.name!r}: no Trail of that name in the given manifests (pass its file too)",
+        f"trailRef {followed[1]!r}: no Trail of that name in the given manifests (pass its file too)",
     )
 
 
@@ -98,22 +102,12 @@ def _run_one(
     return result
 
 
-def _followed(manifest: Manifest) -> tuple[str, str] | None:
-    """The (namespace, name) of the Trail a LogRetention's trailRef names; None for a bucket given."""
-    spec = manifest.spec
-    if not isinstance(spec, LogRetentionSpec) or spec.trail_ref is None:
-        return None
-    return manifest.namespace, spec.trail_ref.name
-
-
-def _after(
-    trail: Future[ObjectResult] | None, run_one: Callable[..., ObjectResult], *args: Any
-) -> ObjectResult:
-    """`run_one(*args)` once the pass of `trail` (if any in the run) is done, whatever its outcome: a
+def _after(trail: Future[ObjectResult] | None, run_one: Callable[[], ObjectResult]) -> ObjectResult:
+    """`run_one()` once the pass of `trail` (if any in the run) is done, whatever its outcome: a
     LogRetention whose Trail failed reports its own failure (its bucket missing), as it always did."""
     if trail is not None:
         wait([trail])
-    return run_one(*args)
+    return run_one()
 
 
 def run_manifests(
@@ -154,7 +148,8 @@ def run_manifests(
         for m in ordered[len(trails) :]:
             followed = _followed(m)
             after = by_trail.get(followed) if followed else None
-            passes.append(followers.submit(_after, after, _run_one, m, manifests, sessions, shared, run))
+            run_one = partial(_run_one, m, manifests, sessions, shared, run)
+            passes.append(followers.submit(_after, after, run_one))
         results = [future.result() for future in passes]
         # The confirming reads of the shared policies written before the passes (one wait for all).
         for refs, failure in confirmations.confirm():
