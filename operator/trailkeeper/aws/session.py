@@ -469,12 +469,17 @@ class AwsSessions:
         self._role_credentials: dict[AccountRef, RefreshableCredentials] = {}
         self._account_ids: dict[AccountRef | None, str] = {}
 
+    def _botocore_clients(self) -> list[Any]:
+        """The botocore clients made (under the lock): the own account's and the shared assumed-role ones;
+        an account's views of the shared ones are not clients."""
+        own = [client for (_, _, account), client in self._clients.items() if account is None]
+        return own + list(self._shared.values())
+
     @property
     def live_clients(self) -> int:
-        """How many botocore clients exist (the memory bench reports it): the own account's and the
-        shared assumed-role ones; an account's views of the shared ones are not clients."""
+        """How many botocore clients exist (the memory bench reports it)."""
         with self._lock:
-            return sum(1 for key in self._clients if key[2] is None) + len(self._shared)
+            return len(self._botocore_clients())
 
     @property
     def endpoint_url(self) -> str | None:
@@ -654,7 +659,7 @@ class AwsSessions:
     def close(self) -> None:
         """Close every cached client's connection pool; the object stays usable."""
         with self._lock:
-            clients = [c for k, c in self._clients.items() if k[2] is None] + list(self._shared.values())
+            clients = self._botocore_clients()
             self._clients.clear()
             self._shared.clear()
         for client in clients:
