@@ -43,7 +43,6 @@ ALL_PARTS: tuple[str, ...] = (
     PART_LIFECYCLE,
     PART_LOGGING,
 )
-# What ensure_settings must have seen to decide what drifted.
 # A bucket's owner changes only when it is deleted and made again under its (global) name: that a bucket is
 # another account's, once learnt, holds for an hour in the read layer (aws/reads.py), as the enabled regions
 # do, so neither drift checks nor compliance observations of a member account call S3 for the central bucket.
@@ -55,6 +54,7 @@ def foreign_bucket_key(account_id: str, bucket: str) -> tuple[str, str, str]:
     return ("foreign-bucket", account_id, bucket)
 
 
+# What ensure_settings must have seen to decide what drifted.
 _SETTINGS_PARTS = frozenset({PART_TAGS, PART_VERSIONING, PART_ENCRYPTION, PART_PUBLIC_ACCESS_BLOCK})
 
 PUBLIC_ACCESS_BLOCK_ALL: Mapping[str, bool] = {

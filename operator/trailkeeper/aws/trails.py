@@ -288,7 +288,7 @@ class TrailClient:
                 if want_insights or raw.get("HasInsightSelectors", True):
                     insights = self._insight_selectors(arn)
                 known = (tags_by_arn or {}).get(arn)
-                tags = dict(known) if known is not None else self.tags_of(arn)
+                tags = dict(known) if known is not None else self.tags(arn)
         except ClientError as error:
             # Deleted between DescribeTrails and the reads that follow: it is gone.
             if error_code(error) == _TRAIL_NOT_FOUND:
@@ -361,7 +361,7 @@ class TrailClient:
             raise
         return unique_selectors(response.get("InsightSelectors") or [])
 
-    def tags_of(self, arn: str) -> dict[str, str]:
+    def tags(self, arn: str) -> dict[str, str]:
         """The trail's tags (one ListTags)."""
         response = self.client.list_tags(ResourceIdList=[arn])
         tags: dict[str, str] = {}
@@ -458,7 +458,7 @@ class TrailClient:
 
     def _taken(self, desired: DesiredTrailSettings, arn: str) -> str:
         """The ARN of the trail found under the desired name when it carries the desired owner tag."""
-        owner = self.tags_of(arn).get(OWNER_TAG_KEY)
+        owner = self.tags(arn).get(OWNER_TAG_KEY)
         if owner is None or owner != desired.tags.get(OWNER_TAG_KEY):
             raise TrailNameTakenError(desired.name, self.region, owner)
         self._created(desired.name)

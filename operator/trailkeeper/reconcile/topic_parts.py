@@ -67,8 +67,8 @@ class TopicPart:
         if not context.deep:
             # A drift check may have compared kept tags: nothing is written on a kept read of the owner.
             observed = dataclasses.replace(observed, tags=self.client.tags(observed.arn))
-            context.shared.cache.put(topic_tags_key(observed.arn), observed.tags)
             if observed.tags.get(OWNER_TAG) != context.owner:
+                context.shared.cache.put(topic_tags_key(observed.arn), observed.tags)
                 return []
         change = tag_change(context.tags(), observed.tags, context.removed_tags)
         context.shared.cache.invalidate(topic_tags_key(observed.arn))

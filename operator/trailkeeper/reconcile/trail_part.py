@@ -223,7 +223,7 @@ class TrailPart:
     def _owned_now(self, observed: ObservedTrail) -> ObservedTrail:
         """`observed` with its tags read afresh, before a drift check corrects the trail: it compared tags
         it may have kept (Shared.tag_read_age), and nothing is written on a kept read of the owner."""
-        tags = self.client.tags_of(observed.arn)
+        tags = self.client.tags(observed.arn)
         if (owner := tags.get(OWNER_TAG)) not in (None, self.context.owner):
             # The kept tags were wrong: the next check reads them afresh (and finds the owner at its claim).
             self.context.shared.cache.invalidate(_tags_key(self.context, self.region))
