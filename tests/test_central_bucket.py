@@ -53,7 +53,7 @@ def test_a_granted_member_delivers_into_the_central_bucket_without_touching_it(a
     trails = aws.client("cloudtrail", "eu-west-1", AccountRef(role(MEMBER)["roleArn"])).describe_trails()
     assert [(t["Name"], t["S3BucketName"]) for t in trails["trailList"]] == [("member", CENTRAL)]
     # One read tells the bucket is another account's (403); nothing else of it is read, nothing written.
-    assert s3_calls_of(aws, before) == ["HeadBucket"]
+    assert s3_calls_of(aws, before) == ["GetBucketTagging"]
     # A drift check knows it already: no S3 call at all.
     before = len(aws.recorder.snapshot())
     check = reconcile_trail(request(member_spec(), "member", deep=False), aws, shared)

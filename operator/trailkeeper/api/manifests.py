@@ -159,7 +159,14 @@ def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
 
 
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser, in the PyPI wheels: the pure-Python one took most of a pipeline `diff`'s loading time.
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # a PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _StrictLoader(_SafeLoader):
     """YAML's safe loader refusing a mapping that repeats a key: PyYAML keeps the last value silently,
     where kubectl refuses duplicate fields, and `adopt: false` … `adopt: true` must not mean true."""
 

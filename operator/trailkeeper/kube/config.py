@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from trailkeeper.kube.status_writer import StatusWriter
 
 FINALIZER = "trailkeeper.io/finalizer"
-# Peering priorities are drawn from 1..PRIORITY_MAX (kopf's default, 0, stays below every replica's).
-PRIORITY_MAX = 1_000_000
 # kopf's record of the last spec its change handlers finished with (the diff base), in our group.
 LAST_HANDLED = f"{GROUP}/last-handled-configuration"
 

@@ -50,8 +50,9 @@ _PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolic
 
 
 # What a change pass compares of a bucket: all but its access logging, which is CIS 3.6's (the compliance
-# observation reads it) and no part of a spec.
-_PASS_PARTS = frozenset(ALL_PARTS) - {PART_LOGGING}
+# observation reads it) and no part of a spec. No HeadBucket either: the first part read answers
+# NoSuchBucket, or 403 for another account's bucket, as HeadBucket would.
+_PASS_PARTS = frozenset(ALL_PARTS) - {PART_LOGGING, PART_HEAD}
 # What releasing a bucket needs: whether it is there and the caller's, its policy and its owner tag.
 _RELEASE_PARTS = frozenset({PART_HEAD, PART_POLICY, PART_TAGS})
 
