@@ -40,9 +40,10 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, Credentials, RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
-from botocore.loaders import Loader, create_loader
+from botocore.loaders import Loader
 
 from trailkeeper import __version__
+from trailkeeper.api.common import botocore_loader
 from trailkeeper.aws.calls import OUTCOME_OK, AwsCall, CallRecorder, is_mutating
 from trailkeeper.aws.errors import UNPARSABLE_ANSWERS, note_operation
 from trailkeeper.aws.ratelimit import RateLimiter, RateLimitTimeoutError
@@ -252,15 +253,15 @@ class _AccountClient:
         return attribute
 
 
-@functools.cache
 def _shared_loader() -> Loader:
-    """botocore's loader of service models, shared by every session made here.
+    """botocore's loader of service models, shared by every session made here (and by the API's region
+    check, which parsed the endpoint data first).
 
     Each botocore session otherwise parses the service JSON again (~0.1 s per client, more for
     S3): the sessions of every AwsSessions (one per test) would pay that every time.
     The models are static files, so sharing the cache cannot leak state between accounts.
     """
-    return create_loader()
+    return botocore_loader()
 
 
 _SESSION_LOCK = threading.Lock()
