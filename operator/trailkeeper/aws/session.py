@@ -40,7 +40,6 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, Credentials, RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
-from botocore.loaders import Loader
 
 from trailkeeper import __version__
 from trailkeeper.api.common import botocore_loader
@@ -253,23 +252,17 @@ class _AccountClient:
         return attribute
 
 
-def _shared_loader() -> Loader:
-    """botocore's loader of service models, shared by every session made here (and by the API's region
-    check, which parsed the endpoint data first).
-
-    Each botocore session otherwise parses the service JSON again (~0.1 s per client, more for
-    S3): the sessions of every AwsSessions (one per test) would pay that every time.
-    The models are static files, so sharing the cache cannot leak state between accounts.
-    """
-    return botocore_loader()
-
-
 _SESSION_LOCK = threading.Lock()
 
 
 def _new_session(region: str | None, credentials: Credentials | None = None) -> boto3.session.Session:
     core = botocore.session.Session()
-    core.register_component("data_loader", _shared_loader())
+    # One loader of botocore's data for the process (api.common.botocore_loader), which the API's region
+    # check shares: each botocore session otherwise parses the service JSON again (~0.1 s per client, more
+    # for S3), and the sessions of every AwsSessions (one per test) would pay that every time. The models
+    # are static files, so sharing the cache cannot leak state between accounts.
+    loader = botocore_loader()
+    core.register_component("data_loader", loader)
     if credentials is not None:
         # Replace the whole credential chain: clients of this session must never fall back on
         # the operator's own credentials.
@@ -278,7 +271,7 @@ def _new_session(region: str | None, credentials: Credentials | None = None) -> 
         session = boto3.session.Session(botocore_session=core, region_name=region)
         # boto3 appends its own data directory to the loader's search path for every new
         # session; with a shared loader the list would grow without end.
-        paths = _shared_loader().search_paths
+        paths = loader.search_paths
         paths[:] = list(dict.fromkeys(paths))
     return session
 
