@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from support.moto_server import MakeAws, MotoServer
 from trailkeeper.api.tenancy import TenancyPolicy
 from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.session import AccountRef, AwsSessions, role_session_name
+from trailkeeper.cli.main import DIFF_SESSION_NAME
 from trailkeeper.core.naming import OWNER_TAG
 from trailkeeper.core.ownership import takeover_problem, unknown_liveness
 from trailkeeper.core.tenancy import trail_refusal
@@ -260,6 +262,24 @@ def test_each_trail_assumes_its_role_under_its_own_session_name(aws: AwsSessions
     assert aws.client("sts", None, role) is aws.client("sts", None, role)
     with pytest.raises(ValueError, match="session name"):
         AccountRef(ROLE, session_name="a/b")
+
+
+def test_a_read_only_run_assumes_each_role_once_under_its_own_session_name(
+    moto_server: MotoServer, moto_endpoint: str, make_aws: MakeAws
+) -> None:
+    """`diff` shares each read among the objects of an account, so it assumes a role once, not once per
+    Trail; the objects' own session names are then not used."""
+    moto_server.reset()
+    sessions = make_aws(moto_endpoint, session_name=DIFF_SESSION_NAME)
+    refs = [AccountRef(ROLE, session_name=role_session_name("team-b", name)) for name in ("audit", "audit-2")]
+    arns = {sessions.client("sts", None, ref).get_caller_identity()["Arn"] for ref in refs}
+    assert arns == {f"arn:aws:sts::{OTHER}:assumed-role/trailkeeper/{DIFF_SESSION_NAME}"}
+    assert [sessions.account_id(ref) for ref in refs] == [OTHER, OTHER]
+    assert sessions.recorder is not None and sessions.recorder.counts()["sts", "AssumeRole"] == 1
+    # Another external id is another set of credentials.
+    other = AccountRef(ROLE, external_id="s3cr3t", session_name=role_session_name("team-b", "audit"))
+    sessions.client("sts", None, other).get_caller_identity()
+    assert sessions.recorder.counts()["sts", "AssumeRole"] == 2
 
 
 # -- the command line: two namespaces, one trail name ------------------------------------------------------

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -420,6 +420,7 @@ class AwsSessions:
         role_duration_seconds: int = 3600,
         base_session: boto3.session.Session | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        session_name: str | None = None,
     ) -> None:
         """
         :param endpoint_url: send every call here (moto, a proxy); ``None`` leaves it to boto3,
@@ -431,6 +432,9 @@ class AwsSessions:
         :param rate_limit_timeout: longest wait for a rate-limit token before the call fails
             with :class:`RateLimitTimeoutError` (a throttle, to the error taxonomy).
         :param clock: current time (aware), for credential expiry; injectable for tests.
+        :param session_name: assume every role under this session name, not the object's own: for a
+            read-only run, whose reads each serve all the objects in an account (a role is then assumed
+            once per run, not once per object).
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -462,6 +466,8 @@ class AwsSessions:
         self._role_session: boto3.session.Session | None = None
         self._role_credentials: dict[AccountRef, RefreshableCredentials] = {}
         self._account_ids: dict[AccountRef | None, str] = {}
+        self._session_name = session_name
+        self._renamed: dict[AccountRef, AccountRef] = {}
 
     def _botocore_clients(self) -> list[Any]:
         """The botocore clients made (under the lock): the own account's and the shared assumed-role ones;
@@ -506,6 +512,7 @@ class AwsSessions:
     def client(self, service: str, region: str | None = ..., account: AccountRef | None = ...) -> Any: ...
     def client(self, service: str, region: str | None = None, account: AccountRef | None = None) -> Any:
         """The cached client for ``service`` in ``region`` acting in ``account``."""
+        account = self._run_account(account)
         region = region or self.default_region
         if not region:
             raise ValueError(f"no region for a {service} client: pass one or set AWS_REGION")
@@ -574,6 +581,7 @@ class AwsSessions:
     def account_id(self, account: AccountRef | None = None) -> str:
         """The 12-digit account the credentials for ``account`` act in: for a role, what its AssumeRole
         answered; else STS GetCallerIdentity, asked once per account."""
+        account = self._run_account(account)
         with self._lock:
             cached = self._account_ids.get(account)
         if cached is not None:
@@ -589,6 +597,15 @@ class AwsSessions:
         with self._lock:
             self._account_ids[account] = account_id
         return account_id
+
+    def _run_account(self, account: AccountRef | None) -> AccountRef | None:
+        """``account`` under the run's session name, when the sessions were given one."""
+        if account is None or self._session_name is None:
+            return account
+        renamed = self._renamed.get(account)
+        if renamed is None:
+            renamed = self._renamed.setdefault(account, replace(account, session_name=self._session_name))
+        return renamed
 
     def _credentials_for(self, account: AccountRef) -> RefreshableCredentials:
         """The account's refreshing credentials; the role is assumed on first use (once, under the lock)."""

@@ -97,12 +97,20 @@ no_rate_limit = click.option(
 )
 
 
-def _sessions(endpoint: str | None, region: str | None, rate_limited: bool = True) -> AwsSessions:
+# The role session of a `diff`: its reads each serve every object of an account (one DescribeTrails for
+# all its Trails), so they are made under one session per role, not one per object as writes are.
+DIFF_SESSION_NAME = "trailkeeper-diff"
+
+
+def _sessions(
+    endpoint: str | None, region: str | None, rate_limited: bool = True, session_name: str | None = None
+) -> AwsSessions:
     # STS and bucket look-ups need some region; us-east-1 answers for every account in the aws partition.
     return AwsSessions(
         endpoint_url=endpoint,
         default_region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         rate_limiter=None if rate_limited else RateLimiter.disabled(),
+        session_name=session_name,
     )
 
 
@@ -168,7 +176,7 @@ def diff(
     """Drift of the manifests against AWS. Exit 0: none, 2: drift, 1: error."""
     manifests = load_or_exit(files)
     drift = failed = False
-    sessions = _sessions(aws_endpoint_url, aws_region, rate_limited=not no_rate_limit)
+    sessions = _sessions(aws_endpoint_url, aws_region, not no_rate_limit, DIFF_SESSION_NAME)
     for result in run_manifests(manifests, sessions, act=False):
         for item in result.diffs:
             drift = True
