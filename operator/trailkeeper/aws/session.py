@@ -432,9 +432,8 @@ class AwsSessions:
         :param rate_limit_timeout: longest wait for a rate-limit token before the call fails
             with :class:`RateLimitTimeoutError` (a throttle, to the error taxonomy).
         :param clock: current time (aware), for credential expiry; injectable for tests.
-        :param session_name: assume every role under this session name, not the object's own: for a
-            read-only run, whose reads each serve all the objects in an account (a role is then assumed
-            once per run, not once per object).
+        :param session_name: every role's session name instead of the object's own, for a run whose reads
+            each serve all the objects of an account (`diff`): a role is then assumed once per run.
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -466,8 +465,7 @@ class AwsSessions:
         self._role_session: boto3.session.Session | None = None
         self._role_credentials: dict[AccountRef, RefreshableCredentials] = {}
         self._account_ids: dict[AccountRef | None, str] = {}
-        self._session_name = session_name
-        self._renamed: dict[AccountRef, AccountRef] = {}
+        self._session_name, self._renamed = session_name, dict[AccountRef, AccountRef]()
 
     def _botocore_clients(self) -> list[Any]:
         """The botocore clients made (under the lock): the own account's and the shared assumed-role ones;
