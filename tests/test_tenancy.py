@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from support.moto_server import MakeAws, MotoServer
 from trailkeeper.api.tenancy import TenancyPolicy
 from trailkeeper.api.trail import TrailSpec
 from trailkeeper.aws.session import AccountRef, AwsSessions, role_session_name
@@ -264,24 +263,6 @@ def test_each_trail_assumes_its_role_under_its_own_session_name(aws: AwsSessions
         AccountRef(ROLE, session_name="a/b")
 
 
-def test_a_read_only_run_assumes_each_role_once_under_its_own_session_name(
-    moto_server: MotoServer, moto_endpoint: str, make_aws: MakeAws
-) -> None:
-    """`diff` shares each read among the objects of an account, so it assumes a role once, not once per
-    Trail; the objects' own session names are then not used."""
-    moto_server.reset()
-    sessions = make_aws(moto_endpoint, session_name=DIFF_SESSION_NAME)
-    refs = [AccountRef(ROLE, session_name=role_session_name("team-b", name)) for name in ("audit", "audit-2")]
-    arns = {sessions.client("sts", None, ref).get_caller_identity()["Arn"] for ref in refs}
-    assert arns == {f"arn:aws:sts::{OTHER}:assumed-role/trailkeeper/{DIFF_SESSION_NAME}"}
-    assert [sessions.account_id(ref) for ref in refs] == [OTHER, OTHER]
-    assert sessions.recorder is not None and sessions.recorder.counts()["sts", "AssumeRole"] == 1
-    # Another external id is another set of credentials.
-    other = AccountRef(ROLE, external_id="s3cr3t", session_name=role_session_name("team-b", "audit"))
-    sessions.client("sts", None, other).get_caller_identity()
-    assert sessions.recorder.counts()["sts", "AssumeRole"] == 2
-
-
 # -- the command line: two namespaces, one trail name ------------------------------------------------------
 
 
@@ -300,12 +281,12 @@ def manifest(path: Path, namespace: str, bucket: str, *, adopt: bool = False, de
     return path
 
 
-def apply(endpoint: str, *args: str) -> Any:
+def apply(endpoint: str, *args: str, command: str = "apply") -> Any:
     from click.testing import CliRunner
 
     from trailkeeper.cli.main import cli
 
-    return CliRunner().invoke(cli, ["apply", *args, "--aws-endpoint-url", endpoint], catch_exceptions=False)
+    return CliRunner().invoke(cli, [command, *args, "--aws-endpoint-url", endpoint], catch_exceptions=False)
 
 
 def test_the_cli_never_takes_another_namespaces_trail_without_force_adopt(
@@ -329,3 +310,40 @@ def test_the_cli_never_takes_another_namespaces_trail_without_force_adopt(
     taken = apply(moto_endpoint, "-f", str(b), "--force-adopt")
     assert taken.exit_code == 0, taken.output
     assert cloudtrail.get_trail(Name="audit")["Trail"]["S3BucketName"] == "b-logs"
+
+
+def test_apply_assumes_a_role_per_trail_and_diff_once_for_all(
+    aws: AwsSessions, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apply` writes each Trail's part under the Trail's own session name; `diff`'s reads each serve
+    every Trail of the account, so it assumes the role once, under its own."""
+    documents = [
+        f"""\
+apiVersion: trailkeeper.io/v1alpha1
+kind: Trail
+metadata: {{name: {name}, namespace: team-b}}
+spec:
+  regions: [us-east-1]
+  destination: {{bucket: team-b-audit}}
+  account: {{roleArn: "{ROLE}"}}
+"""
+        for name in ("audit", "audit-2")
+    ]
+    path = tmp_path / "team-b.yaml"
+    path.write_text("---\n".join(documents), encoding="utf-8")
+    assumed: list[str] = []
+    real = AwsSessions._assume_role
+
+    def spy(self: AwsSessions, account: AccountRef) -> dict[str, str]:
+        assumed.append(account.session_name)
+        return real(self, account)
+
+    monkeypatch.setattr(AwsSessions, "_assume_role", spy)
+
+    applied = apply(moto_endpoint, "-f", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert sorted(assumed) == ["tk@team-b.audit", "tk@team-b.audit-2"]
+    assumed.clear()
+    diffed = apply(moto_endpoint, "-f", str(path), command="diff")
+    assert diffed.exit_code == 0, diffed.output
+    assert assumed == [DIFF_SESSION_NAME]
