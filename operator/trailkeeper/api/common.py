@@ -175,10 +175,11 @@ class AccountRef(Model):
 
     role_arn: Annotated[str | None, Field(pattern=ROLE_ARN_PATTERN)] = None
     """IAM role to assume for every AWS call made for this object (STS AssumeRole, session name
-    `tk@<namespace>.<name>` cut to 64 characters, and `trailkeeper-diff` for the reads of a `trailkeeper
-    diff`, which serve all the objects of an account; the credentials are cached and refreshed before they
-    expire), as `arn:<partition>:iam::<12-digit account>:role/<path/name>`. The cluster's tenancy policy
-    says which roles a namespace may use. Unset: the operator's own credentials and account.
+    `tk@<namespace>.<name>` cut to 64 characters; reads that serve all the objects of an account are made
+    as `trailkeeper` (the compliance observation) and `trailkeeper-diff` (a `trailkeeper diff`); the
+    credentials are cached and refreshed before they expire), as
+    `arn:<partition>:iam::<12-digit account>:role/<path/name>`. The cluster's tenancy policy says which
+    roles a namespace may use. Unset: the operator's own credentials and account.
     """
     external_id: Annotated[str | None, Field(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")] = (
         None
