@@ -281,7 +281,7 @@ def manifest(path: Path, namespace: str, bucket: str, *, adopt: bool = False, de
     return path
 
 
-def apply(endpoint: str, *args: str, command: str = "apply") -> Any:
+def run_cli(command: str, endpoint: str, *args: str) -> Any:
     from click.testing import CliRunner
 
     from trailkeeper.cli.main import cli
@@ -293,11 +293,11 @@ def test_the_cli_never_takes_another_namespaces_trail_without_force_adopt(
     aws: AwsSessions, moto_endpoint: str, tmp_path: Path
 ) -> None:
     cloudtrail = aws.client("cloudtrail", "us-east-1")
-    first = apply(moto_endpoint, "-f", str(manifest(tmp_path / "a.yaml", "team-a", "a-logs")))
+    first = run_cli("apply", moto_endpoint, "-f", str(manifest(tmp_path / "a.yaml", "team-a", "a-logs")))
     assert first.exit_code == 0, first.output
     for adopt in (False, True):
         b = manifest(tmp_path / "b.yaml", "team-b", "b-logs", adopt=adopt)
-        refused = apply(moto_endpoint, "-f", str(b))
+        refused = run_cli("apply", moto_endpoint, "-f", str(b))
         assert refused.exit_code == 1
         assert "is owned by team-a/audit; the command line cannot see whether that Trail still exists" in (
             refused.output
@@ -305,9 +305,9 @@ def test_the_cli_never_takes_another_namespaces_trail_without_force_adopt(
         assert cloudtrail.get_trail(Name="audit")["Trail"]["S3BucketName"] == "a-logs"
     # Without adopt: true in the manifest, --force-adopt alone takes nothing.
     b = manifest(tmp_path / "b.yaml", "team-b", "b-logs")
-    assert apply(moto_endpoint, "-f", str(b), "--force-adopt").exit_code == 1
+    assert run_cli("apply", moto_endpoint, "-f", str(b), "--force-adopt").exit_code == 1
     b = manifest(tmp_path / "b.yaml", "team-b", "b-logs", adopt=True)
-    taken = apply(moto_endpoint, "-f", str(b), "--force-adopt")
+    taken = run_cli("apply", moto_endpoint, "-f", str(b), "--force-adopt")
     assert taken.exit_code == 0, taken.output
     assert cloudtrail.get_trail(Name="audit")["Trail"]["S3BucketName"] == "b-logs"
 
@@ -340,10 +340,10 @@ spec:
 
     monkeypatch.setattr(AwsSessions, "_assume_role", spy)
 
-    applied = apply(moto_endpoint, "-f", str(path))
+    applied = run_cli("apply", moto_endpoint, "-f", str(path))
     assert applied.exit_code == 0, applied.output
     assert sorted(assumed) == ["tk@team-b.audit", "tk@team-b.audit-2"]
     assumed.clear()
-    diffed = apply(moto_endpoint, "-f", str(path), command="diff")
+    diffed = run_cli("diff", moto_endpoint, "-f", str(path))
     assert diffed.exit_code == 0, diffed.output
     assert assumed == [DIFF_SESSION_NAME]
